@@ -1,0 +1,254 @@
+"""The k-mer store: one zarr v3 group per sample, threshold or dataset.
+
+Layout of ``NAME.zarr`` (format ``kmervae-kmers``, version 1)::
+
+    id        str     (N,)            record ID (first word of the FASTA header)
+    length    int64   (N,)            record length as written (all characters)
+    counts    uint32  (N, C)          canonical k-mer counts, groups per ``attrs.groups``
+      or
+    freq      float32 (N, C)          per-group frequencies (legacy imports)
+    sample    str     (N,)            optional: sample each row came from (datasets)
+    split     int8    (N,)            optional: 0 train, 1 validation, 2 test (datasets)
+
+Group attributes: ``format``, ``format_version``, ``matrix`` ("counts" or "freq"),
+``groups`` (list of {k, start, stop, width} in column order), ``tool_version``,
+``sources`` (files with sha256 and record counts) and whatever the writing stage
+adds (``provenance``: thresholds, seed, split fractions...). All arrays are chunked by
+rows with the same ``chunk_rows`` so a chunk of rows is one read per array.
+
+A store is written through :class:`StoreWriter` into a temporary sibling directory
+and renamed into place on :meth:`StoreWriter.commit`; readers see whole stores only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import __version__
+from .atomic import _remove, publish, temporary_sibling
+from .errors import KmervaeError
+from .kmers import Layout, frequencies
+
+FORMAT = "kmervae-kmers"
+FORMAT_VERSION = 1
+MATRIX_KINDS = {"counts": np.uint32, "freq": np.float32}
+SPLITS = ("train", "validation", "test")
+DEFAULT_CHUNK_ROWS = 4096
+OPTIONAL_ARRAYS = {"sample": str, "split": np.int8}
+
+
+def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def source_entry(path: str | os.PathLike, records: int | None = None) -> dict:
+    entry = {"path": str(path), "sha256": sha256_of(path)}
+    if records is not None:
+        entry["records"] = int(records)
+    return entry
+
+
+class StoreWriter:
+    """Append rows chunk by chunk, then :meth:`commit` to publish the store atomically.
+
+    Use as a context manager: leaving the block with an exception removes the partial
+    store, leaving it normally commits.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        layout: Layout,
+        matrix: str = "counts",
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        attrs: dict | None = None,
+        extra: tuple[str, ...] = (),
+    ):
+        if matrix not in MATRIX_KINDS:
+            raise ValueError(f"matrix must be one of {sorted(MATRIX_KINDS)}")
+        unknown = set(extra) - set(OPTIONAL_ARRAYS)
+        if unknown:
+            raise ValueError(f"unknown optional arrays {sorted(unknown)}")
+        self.path = Path(path)
+        self.layout = layout
+        self.matrix = matrix
+        self.chunk_rows = int(chunk_rows)
+        self.extra = tuple(extra)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temporary_sibling(self.path)
+        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        self.group.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "matrix": matrix,
+                "groups": layout.to_attrs(),
+                "tool_version": __version__,
+                **(attrs or {}),
+            }
+        )
+        c = self.chunk_rows
+        self.arrays = {
+            "id": self.group.create_array("id", shape=(0,), dtype=str, chunks=(c,)),
+            "length": self.group.create_array("length", shape=(0,), dtype=np.int64, chunks=(c,)),
+            matrix: self.group.create_array(
+                matrix, shape=(0, layout.width), dtype=MATRIX_KINDS[matrix], chunks=(c, layout.width)
+            ),
+        }
+        for name in self.extra:
+            self.arrays[name] = self.group.create_array(
+                name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,)
+            )
+        self.n = 0
+        self._committed = False
+
+    def append(self, ids, lengths, matrix, **extra) -> None:
+        """Append rows. Appending whole multiples of ``chunk_rows`` is fastest."""
+        ids = np.asarray(ids, dtype=str)
+        n = len(ids)
+        if n == 0:
+            return
+        matrix = np.asarray(matrix)
+        if matrix.shape != (n, self.layout.width):
+            raise ValueError(f"matrix shape {matrix.shape} != ({n}, {self.layout.width})")
+        if set(extra) != set(self.extra):
+            raise ValueError(f"expected optional arrays {self.extra}, got {sorted(extra)}")
+        self.arrays["id"].append(ids)
+        self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
+        self.arrays[self.matrix].append(matrix.astype(MATRIX_KINDS[self.matrix], copy=False))
+        for name, values in extra.items():
+            self.arrays[name].append(np.asarray(values, dtype=OPTIONAL_ARRAYS[name]))
+        self.n += n
+
+    def update_attrs(self, **attrs) -> None:
+        self.group.attrs.update(attrs)
+
+    def commit(self) -> Path:
+        self.group.attrs["n"] = self.n
+        publish(self.tmp, self.path)
+        self._committed = True
+        return self.path
+
+    def abort(self) -> None:
+        if not self._committed:
+            _remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class KmerStore:
+    """Read access to a finished store; all reads are by row ranges (bounded memory)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise KmervaeError(f"{self.path}: no such k-mer store")
+        try:
+            self.group = zarr.open_group(str(self.path), mode="r")
+        except Exception as exc:  # zarr raises several types for "not a group"
+            raise KmervaeError(f"{self.path}: not a zarr store ({exc})") from None
+        attrs = dict(self.group.attrs)
+        if attrs.get("format") != FORMAT:
+            raise KmervaeError(f"{self.path}: not a kmervae k-mer store (format {attrs.get('format')!r})")
+        if attrs.get("format_version") != FORMAT_VERSION:
+            raise KmervaeError(
+                f"{self.path}: store format version {attrs.get('format_version')} is not supported "
+                f"(this kmervae reads version {FORMAT_VERSION})"
+            )
+        self.attrs = attrs
+        self.layout = Layout.from_attrs(attrs["groups"])
+        self.matrix_name = attrs["matrix"]
+        self.matrix_array = self.group[self.matrix_name]
+        self.n = int(self.matrix_array.shape[0])
+        self.chunk_rows = int(self.matrix_array.chunks[0])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"KmerStore({str(self.path)!r}, n={self.n}, {self.matrix_name}, {self.layout.describe()})"
+
+    def has(self, name: str) -> bool:
+        return name in self.group
+
+    def array(self, name: str):
+        if name not in self.group:
+            raise KmervaeError(f"{self.path}: the store has no {name!r} array")
+        return self.group[name]
+
+    def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self.array("id")[start:stop], dtype=object).astype(str)
+
+    def lengths(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.array("length")[start:stop]
+
+    def rows(self, start: int = 0, stop: int | None = None, ks: tuple[int, ...] | None = None) -> np.ndarray:
+        """The stored matrix (counts or freq) for rows [start, stop), optionally only groups ``ks``."""
+        block = self.matrix_array[start:stop]
+        if ks is not None and tuple(ks) != self.layout.ks:
+            block = block[:, self.layout.columns_for(ks)]
+        return block
+
+    def take(self, index: np.ndarray, ks: tuple[int, ...] | None = None) -> np.ndarray:
+        """Rows at sorted or unsorted integer positions (read chunk-wise, returned in ``index`` order)."""
+        index = np.asarray(index, dtype=np.int64)
+        order = np.argsort(index, kind="stable")
+        out = np.empty((len(index), self.matrix_array.shape[1]), dtype=self.matrix_array.dtype)
+        sorted_index = index[order]
+        chunk = sorted_index // self.chunk_rows
+        for c in np.unique(chunk):
+            sel = np.nonzero(chunk == c)[0]
+            lo = c * self.chunk_rows
+            block = self.matrix_array[lo : min(lo + self.chunk_rows, self.n)]
+            out[order[sel]] = block[sorted_index[sel] - lo]
+        if ks is not None and tuple(ks) != self.layout.ks:
+            out = out[:, self.layout.columns_for(ks)]
+        return out
+
+    def freq(self, start: int = 0, stop: int | None = None, ks: tuple[int, ...] | None = None) -> np.ndarray:
+        """Per-group frequencies (float32) for rows [start, stop), from counts or freq alike."""
+        block = self.rows(start, stop, ks)
+        layout = Layout(tuple(ks)) if ks is not None else self.layout
+        return frequencies(block, layout).astype(np.float32, copy=False)
+
+    def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, int]]:
+        """Row ranges [start, stop) covering the store, aligned to its chunks."""
+        step = int(chunk_rows or self.chunk_rows)
+        for start in range(0, self.n, step):
+            yield start, min(start + step, self.n)
+
+    def split_names(self) -> list[str]:
+        return list(self.attrs.get("split_names", SPLITS))
+
+    def split_index(self, split: str) -> np.ndarray:
+        """Row positions of one split (``train``, ``validation``, ``test``), read chunk-wise."""
+        names = self.split_names()
+        if split not in names:
+            raise KmervaeError(f"{self.path}: unknown split {split!r} (have {names})")
+        if not self.has("split"):
+            raise KmervaeError(f"{self.path}: the store has no split column; make a dataset with `kmervae merge`")
+        code = names.index(split)
+        arr = self.array("split")
+        parts = [np.nonzero(arr[a:b] == code)[0] + a for a, b in self.chunks(max(self.chunk_rows, 1 << 20))]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def open_store(path: str | os.PathLike) -> KmerStore:
+    return KmerStore(path)
