@@ -1,0 +1,332 @@
+"""Embeddings: every contig as the VAE's ``z_mean``, in a zarr store next to its ID.
+
+Layout of ``EMB.zarr`` (format ``kmervae-embeddings``, version 1)::
+
+    id       str     (N,)          record ID, rows in the input's order
+    length   int64   (N,)          record length
+    sample   str     (N,)          optional, copied from a dataset store
+    split    int8    (N,)          optional, copied from a dataset store (0 train, 1 validation, 2 test)
+    z_mean   float32 (N, latent)   the encoder's mean
+
+Attributes: ``format``, ``format_version``, ``model_dir``, ``model_config_hash``,
+``latent_dim``, ``input_ks``, ``input`` (path), ``input_sha256`` (FASTA files) or
+``input_attrs`` (a summary of the input store), ``split`` (when one split was embedded),
+``tool_version``, ``n``. Written into a temporary sibling and renamed into place, so a
+reader sees a whole store or none; rows are embedded chunk by chunk (bounded memory).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import __version__
+from .atomic import _remove, publish, temporary_sibling
+from .errors import KmervaeError
+from .kmers import Layout
+from .progress import progress
+from .store import DEFAULT_CHUNK_ROWS, OPTIONAL_ARRAYS, KmerStore, source_entry
+
+FORMAT = "kmervae-embeddings"
+FORMAT_VERSION = 1
+DEFAULT_BATCH_SIZE = 4096
+#: input store attributes copied into the embeddings' ``input_attrs`` (the rest can be large)
+INPUT_ATTR_KEYS = ("format", "format_version", "matrix", "groups", "n", "sources", "provenance", "tool_version")
+
+
+class EmbeddingsWriter:
+    """Append (ids, lengths, z_mean) chunk by chunk; ``commit`` publishes the store atomically."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        latent_dim: int,
+        attrs: dict | None = None,
+        extra: tuple[str, ...] = (),
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ):
+        self.path = Path(path)
+        self.extra = tuple(extra)
+        self.latent_dim = int(latent_dim)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temporary_sibling(self.path)
+        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        self.group.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "latent_dim": self.latent_dim,
+                "tool_version": __version__,
+                **(attrs or {}),
+            }
+        )
+        c = int(chunk_rows)
+        self.arrays = {
+            "id": self.group.create_array("id", shape=(0,), dtype=str, chunks=(c,)),
+            "length": self.group.create_array("length", shape=(0,), dtype=np.int64, chunks=(c,)),
+            "z_mean": self.group.create_array(
+                "z_mean", shape=(0, self.latent_dim), dtype=np.float32, chunks=(c, self.latent_dim)
+            ),
+        }
+        for name in self.extra:
+            self.arrays[name] = self.group.create_array(name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,))
+        self.n = 0
+        self._committed = False
+
+    def append(self, ids, lengths, z_mean, **extra) -> None:
+        ids = np.asarray(ids, dtype=str)
+        if len(ids) == 0:
+            return
+        z_mean = np.asarray(z_mean, dtype=np.float32)
+        if z_mean.shape != (len(ids), self.latent_dim):
+            raise ValueError(f"z_mean shape {z_mean.shape} != ({len(ids)}, {self.latent_dim})")
+        self.arrays["id"].append(ids)
+        self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
+        self.arrays["z_mean"].append(z_mean)
+        for name in self.extra:
+            self.arrays[name].append(np.asarray(extra[name], dtype=OPTIONAL_ARRAYS[name]))
+        self.n += len(ids)
+
+    def commit(self) -> Path:
+        self.group.attrs["n"] = self.n
+        publish(self.tmp, self.path)
+        self._committed = True
+        return self.path
+
+    def abort(self) -> None:
+        if not self._committed:
+            _remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class Embeddings:
+    """Read access to an embeddings store by row ranges (bounded memory)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise KmervaeError(f"{self.path}: no such embeddings store")
+        try:
+            self.group = zarr.open_group(str(self.path), mode="r")
+        except Exception as exc:
+            raise KmervaeError(f"{self.path}: not a zarr store ({exc})") from None
+        self.attrs = dict(self.group.attrs)
+        if self.attrs.get("format") != FORMAT:
+            raise KmervaeError(f"{self.path}: not a kmervae embeddings store (format {self.attrs.get('format')!r})")
+        if self.attrs.get("format_version") != FORMAT_VERSION:
+            raise KmervaeError(
+                f"{self.path}: embeddings format version {self.attrs.get('format_version')} is not supported "
+                f"(this kmervae reads version {FORMAT_VERSION})"
+            )
+        self.z_array = self.group["z_mean"]
+        self.n = int(self.z_array.shape[0])
+        self.latent_dim = int(self.z_array.shape[1])
+        self.chunk_rows = max(int(self.z_array.chunks[0]), 1)
+        self.model_config_hash = self.attrs.get("model_config_hash")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"Embeddings({str(self.path)!r}, n={self.n}, latent={self.latent_dim})"
+
+    def has(self, name: str) -> bool:
+        return name in self.group
+
+    def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self.group["id"][start:stop], dtype=object).astype(str)
+
+    def lengths(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.group["length"][start:stop]
+
+    def array(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        if name not in self.group:
+            raise KmervaeError(f"{self.path}: the embeddings have no {name!r} array")
+        return self.group[name][start:stop]
+
+    def z_mean(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self.z_array[start:stop], dtype=np.float32)
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """``z_mean`` rows at integer positions, read chunk by chunk, returned in ``index`` order."""
+        return _take_rows(self.z_array, np.asarray(index, dtype=np.int64), self.chunk_rows)
+
+    def take_ids(self, index: np.ndarray) -> np.ndarray:
+        return _take_rows(self.group["id"], np.asarray(index, dtype=np.int64), self.chunk_rows).astype(str)
+
+    def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, int]]:
+        step = int(chunk_rows or self.chunk_rows)
+        for start in range(0, self.n, step):
+            yield start, min(start + step, self.n)
+
+
+def _take_rows(array, index: np.ndarray, chunk_rows: int) -> np.ndarray:
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    first = array[0:0]
+    out = np.empty((len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype)
+    chunk = sorted_index // chunk_rows
+    for c in np.unique(chunk):
+        sel = np.nonzero(chunk == c)[0]
+        lo = int(c) * chunk_rows
+        block = np.asarray(array[lo : lo + chunk_rows])
+        out[order[sel]] = block[sorted_index[sel] - lo]
+    return out
+
+
+def open_embeddings(path: str | os.PathLike) -> Embeddings:
+    return Embeddings(path)
+
+
+def check_same_model(a_hash: str | None, a_name: str, b_hash: str | None, b_name: str) -> None:
+    """One clear error when two artefacts come from different models (by config hash)."""
+    if a_hash and b_hash and a_hash != b_hash:
+        raise KmervaeError(
+            f"{a_name} comes from model {a_hash[:12]} but {b_name} from model {b_hash[:12]}: "
+            "use embeddings and indexes of the same model"
+        )
+
+
+# -- embedding -------------------------------------------------------------------------
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _model_attrs(model, model_dir: str | os.PathLike | None) -> dict:
+    return {
+        "model_dir": str(model_dir) if model_dir is not None else str(getattr(model, "model_dir", "")),
+        "model_config_hash": model.config_hash,
+        "latent_dim": int(model.latent_dim),
+        "input_ks": [int(k) for k in model.input_ks],
+    }
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """A zarr store is a directory with zarr.json; anything else is read as FASTA."""
+    return (Path(path) / "zarr.json").is_file()
+
+
+def embed_store(
+    model,
+    store_path: str | os.PathLike,
+    out: str | os.PathLike,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int | None = None,
+    split: str | None = None,
+    model_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Embed every row of a k-mer store (or one split of a dataset store) in the store's order."""
+    _set_threads(threads)
+    store = KmerStore(store_path)
+    store.layout.columns_for(model.input_ks)  # a model needs its groups: one clear error
+    extra = tuple(name for name in OPTIONAL_ARRAYS if store.has(name))
+    selected = store.split_index(split) if split else None
+    attrs = {
+        **_model_attrs(model, model_dir),
+        "input": str(store_path),
+        "input_attrs": {k: store.attrs[k] for k in INPUT_ATTR_KEYS if k in store.attrs},
+    }
+    if split:
+        attrs["split"] = split
+    total = store.n if selected is None else len(selected)
+    with EmbeddingsWriter(out, model.latent_dim, attrs=attrs, extra=extra, chunk_rows=store.chunk_rows) as writer:
+        with progress("embed", total=total, unit="contigs") as bar:
+            for start, stop in store.chunks(max(int(batch_size), store.chunk_rows)):
+                rows = None if selected is None else selected[(selected >= start) & (selected < stop)] - start
+                if rows is not None and len(rows) == 0:
+                    continue
+                matrix = store.rows(start, stop)
+                lengths = store.lengths(start, stop)
+                ids = store.ids(start, stop)
+                extras = {name: store.array(name)[start:stop] for name in extra}
+                if rows is not None:
+                    matrix, lengths, ids = matrix[rows], lengths[rows], ids[rows]
+                    extras = {name: values[rows] for name, values in extras.items()}
+                z = model.embed(matrix, store.layout, lengths=lengths, batch_size=batch_size)
+                writer.append(ids, lengths, z, **extras)
+                bar.update(len(ids))
+    return Path(out)
+
+
+def embed_fasta(
+    model,
+    fasta_paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int | None = None,
+    model_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Count FASTA records with the store's kernel (only the model's groups) and embed them."""
+    from .count import count_chunks
+
+    _set_threads(threads)
+    paths = [Path(p) for p in fasta_paths]
+    layout = Layout(tuple(model.input_ks))
+    attrs = {
+        **_model_attrs(model, model_dir),
+        "input": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]),
+        "input_sha256": [source_entry(p) for p in paths],
+    }
+    with EmbeddingsWriter(out, model.latent_dim, attrs=attrs) as writer:
+        with progress("embed", unit="contigs") as bar:
+            for ids, lengths, counts in count_chunks(paths, layout=layout, threads=threads or 1):
+                z = model.embed(counts, layout, lengths=lengths, batch_size=batch_size)
+                writer.append(ids, lengths, z)
+                bar.update(len(ids))
+    return Path(out)
+
+
+def embed_path(
+    model_dir: str | os.PathLike,
+    input_path: str | os.PathLike | list,
+    out: str | os.PathLike,
+    weights: str = "best",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int | None = None,
+    split: str | None = None,
+) -> Path:
+    """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json)."""
+    from .model import load_model
+
+    model = load_model(model_dir, weights=weights)
+    inputs = list(input_path) if isinstance(input_path, (list, tuple)) else [input_path]
+    for p in inputs:
+        if not Path(p).exists():
+            raise KmervaeError(f"{p}: no such file or store")
+    if len(inputs) == 1 and is_store(inputs[0]):
+        return embed_store(model, inputs[0], out, batch_size, threads, split=split, model_dir=model_dir)
+    if any(is_store(p) for p in inputs):
+        raise KmervaeError(f"{inputs[0]}: embed one k-mer store at a time, or any number of FASTA files")
+    if split:
+        raise KmervaeError(f"{inputs[0]}: --split needs a dataset store, not FASTA")
+    return embed_fasta(model, inputs, out, batch_size, threads, model_dir=model_dir)
+
+
+def embed_sequences(model, seqs: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Library call: ``z_mean`` (float32, n x latent) of sequences given as strings."""
+    from .count import count_sequences
+
+    seqs = list(seqs)
+    layout = Layout(tuple(model.input_ks))
+    if not seqs:
+        return np.empty((0, int(model.latent_dim)), dtype=np.float32)
+    counts = count_sequences(seqs, layout)
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    return np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32)
