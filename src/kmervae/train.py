@@ -1,0 +1,492 @@
+"""The training plan: epochs, β warm-up, LR schedules, validation, checkpoints, resume, DDP.
+
+Reproducibility is by construction: everything random in an epoch (batch order,
+dropout masks, the reparameterisation noise) is seeded from ``(seed, epoch)``, so a
+run resumed from the checkpoint of epoch e repeats the uninterrupted run bit for bit on
+CPU, and data-parallel ranks draw slices of one global batch and one global noise
+tensor, matching a single process on the same global batch within float rounding.
+
+Warm-up (``loss.warmup_epochs`` = W): epoch e (0-based) trains with β·min(1, e/W), so
+epochs 0..W-1 are warm-up and epoch W is the first with the final β. The plateau
+scheduler is not stepped during warm-up and starts fresh at epoch W, and the
+best-checkpoint tracking restarts there: ``best.safetensors`` is the best *post*-warm-up
+epoch, and a warm-up epoch only when the run never got past warm-up.
+
+Outputs in ``out_dir`` (rank 0 writes, every file atomically): ``config.yaml``,
+``checkpoint.pt`` (full state after every epoch, ``torch.load(weights_only=True)``),
+``best.safetensors``, ``final.safetensors``, ``history.tsv`` (one row per epoch ever
+trained), ``train.log`` (appended) and ``curves.png``/``.pdf``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .atomic import atomic_path
+from .config import config_hash, dump, validate
+from .data import DatasetBatches
+from .errors import KmervaeError
+from .model import KmerVAE, build_model, group_squared_error, save_weights, vae_loss
+from .progress import progress
+
+log = logging.getLogger("kmervae.train")
+
+CHECKPOINT_FORMAT = "kmervae-checkpoint"
+CHECKPOINT_VERSION = 1
+#: config keys that may change when resuming (they do not change what was trained so far)
+RESUMABLE_CHANGES = {("training", "epochs"), ("training", "eval_batch_size")}
+CURVES_EVERY_SECONDS = 60.0
+
+
+# -- schedules --------------------------------------------------------------------------
+
+
+def beta_at(config: dict, epoch: int) -> float:
+    """β of 0-based ``epoch``: linear from 0 to ``loss.beta`` over ``loss.warmup_epochs``."""
+    warmup = config["loss"]["warmup_epochs"]
+    return float(config["loss"]["beta"]) * (min(1.0, epoch / warmup) if warmup else 1.0)
+
+
+def in_warmup(config: dict, epoch: int) -> bool:
+    return epoch < config["loss"]["warmup_epochs"]
+
+
+def cosine_lr(config: dict, epoch: int) -> float:
+    """Linear LR warm-up over ``cosine.warmup_epochs``, then cosine decay to ``min_lr`` at the last epoch."""
+    t = config["training"]
+    lr, low, warm, total = t["lr"], t["cosine"]["min_lr"], t["cosine"]["warmup_epochs"], t["epochs"]
+    if epoch < warm:
+        return lr * (epoch + 1) / warm
+    span = max(1, total - warm - 1)
+    return low + (lr - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warm) / span)))
+
+
+def make_plateau(optimizer: torch.optim.Optimizer, config: dict):
+    p = config["training"]["plateau"]
+    # threshold as Keras' min_delta (absolute 1e-4), the author's setting
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=p["factor"], patience=p["patience"], min_lr=p["min_lr"],
+        threshold=1e-4, threshold_mode="abs",
+    )
+
+
+def _seed(seed: int, epoch: int, stream: int) -> int:
+    """A 63-bit seed per (run seed, epoch, stream) — streams: 0 noise, 1+rank dropout."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(stream)]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+
+
+# -- distributed -------------------------------------------------------------------------
+
+
+class _Dist:
+    """Rank, world size and collectives; a no-op single process unless started by torchrun."""
+
+    def __init__(self, device_kind: str):
+        self.created = False
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+            self.created = True
+        self.active = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank = dist.get_rank() if self.active else 0
+        self.world = dist.get_world_size() if self.active else 1
+        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            t = t.clone()
+            dist.all_reduce(t)
+        return t
+
+    def barrier(self):
+        if self.active:
+            dist.barrier()
+
+    def close(self):
+        if self.created:
+            dist.destroy_process_group()
+
+
+def pick_device(device: str, local_rank: int = 0) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise KmervaeError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if device != "cpu":
+        raise KmervaeError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+# -- one epoch ---------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist):
+    """One pass over the training split; returns summed (loss, squared error, KL, rows) over all ranks."""
+    beta = beta_at(config, epoch)
+    seed = config["training"]["seed"]
+    torch.manual_seed(_seed(seed, epoch, 1 + world.rank))  # dropout masks
+    noise_gen = torch.Generator().manual_seed(_seed(seed, epoch, 0))
+    precision = config["training"]["precision"]
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    net.train()
+    n_batches = math.ceil(data.n_train / data.batch_size)
+    with progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") as bar:
+        for b, batch in enumerate(data.train_batches(epoch, min_rows=max(2, world.world))):
+            n = len(batch)
+            noise = torch.randn((n, model.latent_dim), generator=noise_gen)
+            lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
+            x = model.transform(batch[lo:hi].to(device, non_blocking=True))
+            with _autocast(device, precision):
+                recon, mean, log_var = net(x, noise=noise[lo:hi].to(device, non_blocking=True))
+            loss, sq_err, kl = vae_loss(x, recon, mean, log_var, beta)
+            finite = torch.isfinite(loss).to(torch.float64)
+            if world.active:  # every rank must stop together
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if not finite.item():
+                raise _NonFinite(epoch, b, float(loss))
+            optimizer.zero_grad(set_to_none=True)
+            # DDP averages gradients over ranks; weight each rank by its share of the global batch
+            (loss * ((hi - lo) * world.world / n)).backward()
+            optimizer.step()
+            with torch.no_grad():
+                sums += torch.stack([(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(hi - lo)]).double()
+            bar.update(1)
+    return world.sum(sums).cpu().numpy()
+
+
+class _NonFinite(Exception):
+    def __init__(self, epoch: int, batch: int, value: float):
+        super().__init__(epoch, batch, value)
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+
+@torch.no_grad()
+def evaluate(model: KmerVAE, data: DatasetBatches, beta: float, device, world: _Dist) -> dict:
+    """Loss, KL and MSE (overall and per group) on the whole validation split, eval mode, fp32.
+
+    Batches are dealt round-robin to the ranks and the sums all-reduced.
+    """
+    model.eval()
+    groups = model.input_layout.groups
+    sums = torch.zeros(4 + len(groups), dtype=torch.float64, device=device)
+    for i, batch in enumerate(data.validation_batches()):
+        if i % world.world != world.rank:
+            continue
+        x = model.transform(batch.to(device))
+        recon, mean, log_var = model(x)
+        _, sq_err, kl = vae_loss(x, recon, mean, log_var, beta)
+        sums[:4] += torch.stack([(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(len(x))]).double()
+        sums[4:] += group_squared_error(x, recon, model.input_layout).double()
+    s = world.sum(sums).cpu().numpy()
+    n = s[3]
+    out = {"val_loss": s[0] / n, "kl": s[2] / n, "mse": s[1] / n / model.input_width}
+    for g, value in zip(groups, s[4:]):
+        out[f"mse_{g.name}"] = value / n / g.width
+    return out
+
+
+# -- checkpoint and outputs ---------------------------------------------------------------
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, config: dict, epoch: int, history: list, best: dict):
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "epoch": epoch,  # epochs completed
+        "config": config,
+        "config_hash": config_hash(config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "rng": _rng_state(),
+        "history": history,
+        "best": best,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, device) -> dict:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise KmervaeError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise KmervaeError(f"{path}: not a kmervae checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise KmervaeError(f"{path}: checkpoint version {state.get('version')} is not supported")
+    return state
+
+
+def _check_resumable(old: dict, new: dict, path: Path) -> None:
+    def leaves(tree, prefix=()):
+        for k, v in tree.items():
+            yield from leaves(v, prefix + (k,)) if isinstance(v, dict) else [(prefix + (k,), v)]
+
+    a, b = dict(leaves(old)), dict(leaves(new))
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
+    if changed:
+        key = ".".join(changed[0])
+        raise KmervaeError(
+            f"{path}: cannot resume: {key} was {a.get(changed[0])!r} in the checkpoint and is "
+            f"{b.get(changed[0])!r} now (only training.epochs may change when resuming)"
+        )
+
+
+HISTORY_FIXED = ["epoch", "train_loss", "train_kl", "train_mse", "val_loss", "kl", "mse"]
+HISTORY_TAIL = ["lr", "beta", "warmup", "epoch_seconds", "samples_per_s", "best"]
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    groups = [k for k in history[0] if k.startswith("mse_")]
+    columns = HISTORY_FIXED + groups + HISTORY_TAIL
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("\t".join(columns) + "\n")
+            for row in history:
+                fh.write("\t".join(_fmt(row[c]) for c in columns) + "\n")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def plot_curves(out_dir: Path, history: list[dict], config: dict) -> None:
+    """curves.png/.pdf: losses, KL, per-group MSE, learning rate and speed, warm-up shaded."""
+    from .plots import figure, save_figure
+
+    if not history:
+        return
+    epochs = [r["epoch"] for r in history]
+    fig, axes = figure(2, 3, figsize=(15, 8))
+    axes = axes.ravel()
+    panels = [
+        ("loss", [("train_loss", "train"), ("val_loss", "validation")], True),
+        ("KL (per row)", [("train_kl", "train"), ("kl", "validation")], True),
+        ("reconstruction MSE", [("train_mse", "train"), ("mse", "validation")], True),
+        ("validation MSE per k group", [(k, k[4:]) for k in history[0] if k.startswith("mse_")], True),
+        ("learning rate", [("lr", "lr")], True),
+        ("β", [("beta", "β")], False),
+    ]
+    warm = config["loss"]["warmup_epochs"]
+    for ax, (title, series, logy) in zip(axes, panels):
+        for key, label in series:
+            values = [r[key] for r in history]
+            ax.plot(epochs, values, label=label, lw=1)
+        if warm:
+            ax.axvspan(0.5, warm + 0.5, color="0.85", zorder=0, label="β warm-up")
+        if logy and all(r[k] > 0 for r in history for k, _ in series):
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    best = [r["epoch"] for r in history if r["best"]]
+    if best:
+        axes[0].axvline(best[-1], color="k", ls=":", lw=1, label="best")
+    save_figure(fig, out_dir / "curves")
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+
+def train(
+    config: dict,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    device: str = "auto",
+    threads: int | None = None,
+    *,
+    stop_after_epoch: int | None = None,
+) -> Path:
+    """Train ``config`` on the dataset store ``data_path`` into ``out_dir``; return ``out_dir``.
+
+    ``resume`` continues from ``out_dir/checkpoint.pt`` (starting fresh when there is
+    none). ``stop_after_epoch`` ends this run after that many epochs in total, as if it
+    had been killed there (tests and time-boxed jobs). Started by ``torchrun`` with
+    WORLD_SIZE > 1 it trains data-parallel (gloo on CPU, NCCL on CUDA).
+    """
+    validate(config)
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if checkpoint_path.exists() and not resume:
+        raise KmervaeError(f"{out_dir}: holds a checkpoint from an earlier run; use --resume or another directory")
+    if threads is not None:
+        if threads < 1:
+            raise KmervaeError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    kind = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    world = _Dist(kind)
+    dev = pick_device(device, world.local_rank)
+    handler = None
+    try:
+        if world.rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(out_dir / "train.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+            log.addHandler(handler)
+            if log.getEffectiveLevel() > logging.INFO:
+                log.setLevel(logging.INFO)
+        return _train(config, Path(data_path), out_dir, checkpoint_path, resume, dev, world, stop_after_epoch)
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+        world.close()
+
+
+def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop_after_epoch) -> Path:
+    t = config["training"]
+    data = DatasetBatches(
+        data_path, tuple(config["input"]["ks"]), t["batch_size"], t["seed"], t["in_memory_budget_bytes"],
+        t["shuffle_buffer_rows"], t["train_split"], t["validation_split"], t["eval_batch_size"],
+    )
+    torch.manual_seed(t["seed"])
+    model = build_model(config).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"], eps=t["adam_eps"])
+    scheduler = make_plateau(optimizer, config) if t["schedule"] == "plateau" else None
+    start, history, best = 0, [], {"score": math.inf, "epoch": 0}
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, dev)
+        _check_resumable(state["config"], config, checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"]:
+            scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        log.info("resuming %s after epoch %d of %d", out_dir, start, t["epochs"])
+    elif resume:
+        log.info("no checkpoint in %s: starting from epoch 1", out_dir)
+    if world.rank == 0:
+        with atomic_path(out_dir / "config.yaml") as tmp:
+            tmp.write_text(dump(config))
+        log.info("%s", data.describe())
+        log.info(
+            "model %s (%s parameters), device %s, %d rank(s), %d thread(s), %s",
+            model.config_hash, f"{sum(p.numel() for p in model.parameters()):,}", dev, world.world,
+            torch.get_num_threads(), t["precision"],
+        )
+    net = model
+    if world.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+
+    last_plot = time.monotonic()
+    end = t["epochs"] if stop_after_epoch is None else min(t["epochs"], stop_after_epoch)
+    warmup_end = config["loss"]["warmup_epochs"]
+    for epoch in range(start, end):
+        if epoch == warmup_end and warmup_end > 0:
+            # warm-up is over: losses with the final β are not comparable with earlier ones
+            if scheduler is not None:
+                scheduler = make_plateau(optimizer, config)
+            best = {"score": math.inf, "epoch": 0}
+            log.info("β warm-up over after epoch %d: plateau scheduler and best checkpoint reset", epoch)
+        if t["schedule"] == "cosine":
+            lr = cosine_lr(config, epoch)
+        elif t["schedule"] == "constant":
+            lr = t["lr"]
+        else:
+            lr = optimizer.param_groups[0]["lr"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        began = time.perf_counter()
+        try:
+            sums = train_epoch(model, net, optimizer, data, config, epoch, dev, world)
+        except _NonFinite as bad:
+            kept = f"{checkpoint_path} (epoch {epoch}) is kept" if epoch else "no epoch had completed"
+            raise KmervaeError(
+                f"{data_path}: the training loss became {bad.value} at epoch {bad.epoch + 1}, batch {bad.batch + 1}; "
+                f"training stopped, {kept} (try a lower training.lr or check the data)"
+            ) from None
+        train_seconds = time.perf_counter() - began
+        beta = beta_at(config, epoch)
+        val = evaluate(model, data, beta, dev, world)
+        if not math.isfinite(val["val_loss"]):
+            raise KmervaeError(
+                f"{data_path}: the validation loss became {val['val_loss']} at epoch {epoch + 1}; "
+                f"training stopped, {checkpoint_path} (epoch {epoch}) is kept"
+            )
+        if scheduler is not None and not in_warmup(config, epoch):
+            scheduler.step(val["val_loss"])
+        improved = val["val_loss"] < best["score"]
+        if improved:
+            best = {"score": float(val["val_loss"]), "epoch": epoch + 1}
+        n = sums[3]
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(sums[0] / n),
+            "train_kl": float(sums[2] / n),
+            "train_mse": float(sums[1] / n / model.input_width),
+            **{k: float(v) for k, v in val.items()},
+            "lr": float(lr),
+            "beta": beta,
+            "warmup": in_warmup(config, epoch),
+            "epoch_seconds": round(time.perf_counter() - began, 3),
+            "samples_per_s": round(float(n) / train_seconds, 1),
+            "best": bool(improved),
+        }
+        history.append(row)
+        if world.rank == 0:
+            if improved:
+                save_weights(model, out_dir / "best.safetensors", config)
+            save_checkpoint(checkpoint_path, model, optimizer, scheduler, config, epoch + 1, history, best)
+            write_history(out_dir / "history.tsv", history)
+            log.info(
+                "epoch %d/%d: train %.4f, validation %.4f (KL %.3f, MSE %.5f), lr %.3g, β %.4f, %.1f s, %.0f rows/s%s",
+                epoch + 1, t["epochs"], row["train_loss"], row["val_loss"], row["kl"], row["mse"], lr, beta,
+                row["epoch_seconds"], row["samples_per_s"], ", best" if improved else "",
+            )
+            if time.monotonic() - last_plot > CURVES_EVERY_SECONDS:
+                plot_curves(out_dir, history, config)
+                last_plot = time.monotonic()
+        world.barrier()
+    if world.rank == 0:
+        write_history(out_dir / "history.tsv", history)
+        plot_curves(out_dir, history, config)
+        if end == t["epochs"]:
+            save_weights(model, out_dir / "final.safetensors", config)
+            if not (out_dir / "best.safetensors").exists():
+                save_weights(model, out_dir / "best.safetensors", config)
+            log.info("finished %d epochs; best epoch %d (validation loss %.4f)", end, best["epoch"], best["score"])
+    world.barrier()
+    return out_dir
