@@ -1,0 +1,110 @@
+"""Per-threshold stores: keep the rows at or above a minimum length, without recounting.
+
+The length sweep (1000 … 5000 bp) reads one counted store per sample and writes one
+smaller store per threshold; rows are streamed chunk by chunk, so memory is a few
+chunks whatever the store's size. Works on counts and freq stores and on datasets
+(``sample`` and ``split`` are carried along).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KmervaeError
+from .progress import progress
+from .store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
+
+#: attributes StoreWriter writes itself; everything else is copied from the source store
+WRITER_ATTRS = ("format", "format_version", "matrix", "groups", "tool_version", "n")
+
+
+class AlignedAppender:
+    """Buffer rows for a StoreWriter and append them in whole chunks.
+
+    Appends that are not whole chunks make zarr rewrite the last partial chunk each time;
+    buffering keeps every write a full chunk (memory: under two chunks of rows).
+    """
+
+    def __init__(self, writer: StoreWriter):
+        self.writer = writer
+        self.parts: list[dict] = []
+        self.buffered = 0
+
+    def append(self, ids, lengths, matrix, **extra) -> None:
+        if len(ids) == 0:
+            return
+        self.parts.append({"ids": np.asarray(ids), "lengths": np.asarray(lengths), "matrix": matrix, **extra})
+        self.buffered += len(ids)
+        if self.buffered >= self.writer.chunk_rows:
+            self._write(whole_chunks_only=True)
+
+    def flush(self) -> None:
+        """Write what is buffered, including a last partial chunk."""
+        self._write(whole_chunks_only=False)
+
+    def _write(self, whole_chunks_only: bool) -> None:
+        if not self.parts:
+            return
+        merged = {key: np.concatenate([p[key] for p in self.parts]) for key in self.parts[0]}
+        n = len(merged["ids"])
+        cut = n - n % self.writer.chunk_rows if whole_chunks_only else n
+        extra = {k: v[:cut] for k, v in merged.items() if k not in ("ids", "lengths", "matrix")}
+        self.writer.append(merged["ids"][:cut], merged["lengths"][:cut], merged["matrix"][:cut], **extra)
+        rest = {k: v[cut:] for k, v in merged.items()}
+        self.parts = [rest] if cut < n else []
+        self.buffered = n - cut
+
+
+def read_optional(store: KmerStore, name: str, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of an optional array; strings as plain ``str`` (zarr returns StringDType)."""
+    values = store.array(name)[start:stop]
+    return np.asarray(values, dtype=object).astype(str) if OPTIONAL_ARRAYS[name] is str else values
+
+
+def copied_attrs(source: KmerStore) -> dict:
+    """The source store's attributes that a derived store keeps (sources, sample, provenance...)."""
+    return {k: v for k, v in source.attrs.items() if k not in WRITER_ATTRS}
+
+
+def select_min_length(
+    store: str | os.PathLike, out: str | os.PathLike, min_length: int, chunk_rows: int | None = None
+) -> Path:
+    """Write the rows of ``store`` whose length is at least ``min_length`` to the store ``out``.
+
+    Attributes are copied; ``provenance.min_length`` records the threshold (the larger of
+    this one and any threshold the source was already selected with).
+    """
+    min_length = int(min_length)
+    if min_length < 0:
+        raise KmervaeError(f"--min-length must be >= 0, got {min_length}")
+    source = KmerStore(store)
+    if Path(out).resolve() == source.path.resolve():
+        raise KmervaeError(f"{out}: the output would overwrite its input store")
+    attrs = copied_attrs(source)
+    provenance = dict(attrs.get("provenance") or {})
+    provenance["min_length"] = max(min_length, int(provenance.get("min_length", 0)))
+    provenance["selected_from"] = {"path": str(source.path), "n": source.n}
+    attrs["provenance"] = provenance
+    extra = tuple(name for name in OPTIONAL_ARRAYS if source.has(name))
+    step = int(chunk_rows or source.chunk_rows)
+    kept = 0
+    with StoreWriter(out, source.layout, source.matrix_name, step, attrs=attrs, extra=extra) as writer:
+        appender = AlignedAppender(writer)
+        with progress(f"select >= {min_length} bp", total=source.n, unit="rows") as bar:
+            for start, stop in source.chunks(step):
+                lengths = source.lengths(start, stop)
+                keep = np.nonzero(lengths >= min_length)[0]
+                if len(keep):
+                    appender.append(
+                        source.ids(start, stop)[keep],
+                        lengths[keep],
+                        source.rows(start, stop)[keep],
+                        **{name: read_optional(source, name, start, stop)[keep] for name in extra},
+                    )
+                    kept += len(keep)
+                bar.update(stop - start)
+        appender.flush()
+    return Path(out)

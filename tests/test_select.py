@@ -1,0 +1,45 @@
+"""select: rows at or above a length threshold, streamed, attributes and dataset arrays kept."""
+
+import numpy as np
+import pytest
+from store_factory import make_store
+
+from kmervae.cli import main
+from kmervae.errors import KmervaeError
+from kmervae.select import select_min_length
+from kmervae.store import KmerStore
+
+
+@pytest.mark.parametrize("matrix", ["counts", "freq"])
+def test_select_keeps_exactly_the_long_rows(tmp_path, matrix):
+    data = make_store(tmp_path / "s.zarr", 157, sample="aquatic", matrix=matrix)
+    out = select_min_length(tmp_path / "s.zarr", tmp_path / "s.min3000.zarr", 3000, chunk_rows=10)
+    keep = data["length"] >= 3000  # oracle: a plain boolean mask over the whole input
+    s = KmerStore(out)
+    assert s.matrix_name == matrix and s.chunk_rows == 10 and s.n == keep.sum() > 0
+    np.testing.assert_array_equal(s.ids(), data["id"][keep])
+    np.testing.assert_array_equal(s.lengths(), data["length"][keep])
+    np.testing.assert_array_equal(s.rows(), data["rows"][keep])
+    assert s.attrs["sample"] == "aquatic" and s.attrs["n"] == keep.sum()
+    assert s.attrs["provenance"]["min_length"] == 3000
+
+
+def test_select_twice_keeps_the_larger_threshold_and_dataset_arrays(tmp_path):
+    extra = {"sample": np.array(["a", "b"] * 30), "split": np.tile(np.array([0, 1, 2], dtype=np.int8), 20)}
+    data = make_store(tmp_path / "d.zarr", 60, extra_arrays=extra)
+    select_min_length(tmp_path / "d.zarr", tmp_path / "d5.zarr", 5000)
+    out = select_min_length(tmp_path / "d5.zarr", tmp_path / "d2.zarr", 2000)
+    keep = data["length"] >= 5000
+    s = KmerStore(out)
+    assert s.attrs["provenance"]["min_length"] == 5000
+    np.testing.assert_array_equal(np.asarray(s.array("sample")[:], dtype=object).astype(str), extra["sample"][keep])
+    np.testing.assert_array_equal(s.array("split")[:], extra["split"][keep])
+
+
+def test_select_nothing_left_and_cli(tmp_path, capsys):
+    make_store(tmp_path / "s.zarr", 20)
+    assert main(["select", str(tmp_path / "s.zarr"), "--min-length", "100000", "-o", str(tmp_path / "e.zarr")]) == 0
+    assert KmerStore(tmp_path / "e.zarr").n == 0 and "kept 0 of 20" in capsys.readouterr().out
+    with pytest.raises(KmervaeError, match="overwrite"):
+        select_min_length(tmp_path / "s.zarr", tmp_path / "s.zarr", 10)
+    assert main(["select", str(tmp_path / "missing.zarr"), "--min-length", "1", "-o", str(tmp_path / "x.zarr")]) == 2
