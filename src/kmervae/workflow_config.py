@@ -1,0 +1,226 @@
+"""Reading and checking the workflow's config and samples table before anything runs.
+
+The Snakefile calls these at start-up so a typo in ``config/config.yaml`` or a bad row
+in ``config/samples.tsv`` stops the run at once with one line naming the key or the row,
+instead of failing an hour later inside a job. The experiment plan (which runs, which
+test sets) is computed here too, so the workflow and the tests agree on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import KmervaeError
+
+SAMPLE_COLUMNS = ("sample", "fasta", "npy", "ids", "group", "chop", "labels")
+TRUE_WORDS = {"true", "yes", "1"}
+FALSE_WORDS = {"false", "no", "0", ""}
+
+
+def _load_schema(path: str | os.PathLike) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _validator_with_defaults(schema: dict):
+    """A Draft 2020-12 validator that also fills in the schema's ``default`` values."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        if isinstance(instance, dict):
+            for name, prop in properties.items():
+                if "default" in prop:
+                    instance.setdefault(name, _copy(prop["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def _copy(value):
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def _key_of(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key")
+    return error.message
+
+
+def validate_config(config: dict, schema_path: str | os.PathLike, source: str = "config") -> dict:
+    """Check ``config`` against the schema, filling defaults in place; raise one line on error."""
+    validator = _validator_with_defaults(_load_schema(schema_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        first = errors[0]
+        raise KmervaeError(f"{source}: key '{_key_of(first)}': {_describe(first)}")
+    return config
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    group: str
+    fasta: tuple[str, ...] = ()
+    npy: str | None = None
+    ids: str | None = None
+    chop: bool = False
+    labels: str | None = None
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.npy is not None
+
+
+def _resolve(path: str, root: Path) -> str:
+    p = Path(os.path.expanduser(path))
+    return str(p if p.is_absolute() else root / p)
+
+
+def read_samples(
+    path: str | os.PathLike, schema_path: str | os.PathLike, data_root: str | os.PathLike = "."
+) -> dict[str, Sample]:
+    """Read the samples TSV into ``{name: Sample}``; relative paths are taken from ``data_root``.
+
+    Errors name the file, the line number and the sample, e.g.
+    ``config/samples.tsv: line 3 (sample 'soil'): column 'chop': 'maybe' is not true or false``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise KmervaeError(f"{path}: no such samples table")
+    validator = _validator_with_defaults(_load_schema(schema_path))
+    root = Path(data_root)
+    samples: dict[str, Sample] = {}
+    with open(path, newline="") as fh:
+        lines = [(n, line) for n, line in enumerate(fh, start=1) if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise KmervaeError(f"{path}: the samples table is empty")
+    header_line, header = lines[0][0], next(csv.reader([lines[0][1]], delimiter="\t"))
+    header = [h.strip() for h in header]
+    unknown = [h for h in header if h not in SAMPLE_COLUMNS]
+    if unknown:
+        raise KmervaeError(
+            f"{path}: line {header_line}: unknown column(s) {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(SAMPLE_COLUMNS)})"
+        )
+    for number, line in lines[1:]:
+        cells = next(csv.reader([line.rstrip("\n")], delimiter="\t"))
+        if len(cells) > len(header):
+            raise KmervaeError(f"{path}: line {number}: {len(cells)} cells but {len(header)} columns")
+        record = {h: c.strip() for h, c in zip(header, cells) if c.strip()}
+        where = f"{path}: line {number} (sample {record.get('sample', '?')!r})"
+        if "chop" in record:
+            word = record["chop"].lower()
+            if word not in TRUE_WORDS | FALSE_WORDS:
+                raise KmervaeError(f"{where}: column 'chop': {record['chop']!r} is not true or false")
+            record["chop"] = word in TRUE_WORDS
+        errors = list(validator.iter_errors(record))
+        if errors:
+            error = errors[0]
+            if error.validator == "oneOf":
+                raise KmervaeError(f"{where}: give either 'fasta' or both 'npy' and 'ids', not both or neither")
+            column = _key_of(error)
+            raise KmervaeError(f"{where}: column '{column}': {_describe(error)}")
+        name = record["sample"]
+        if name in samples:
+            raise KmervaeError(f"{where}: sample name {name!r} is used twice")
+        if record.get("chop") and "fasta" not in record:
+            raise KmervaeError(f"{where}: 'chop' needs genome FASTA files in column 'fasta'")
+        fasta = tuple(_resolve(p.strip(), root) for p in record.get("fasta", "").split(";") if p.strip())
+        samples[name] = Sample(
+            name=name,
+            group=record["group"],
+            fasta=fasta,
+            npy=_resolve(record["npy"], root) if "npy" in record else None,
+            ids=_resolve(record["ids"], root) if "ids" in record else None,
+            chop=bool(record.get("chop", False)),
+            labels=_resolve(record["labels"], root) if "labels" in record else None,
+        )
+    if not samples:
+        raise KmervaeError(f"{path}: the samples table has a header but no samples")
+    return samples
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a config asks for: runs (dataset, threshold, model) and test sets (dataset, threshold)."""
+
+    runs: tuple[tuple[str, int, str], ...]
+    testsets: tuple[tuple[str, int], ...]
+
+    @property
+    def run_names(self) -> list[str]:
+        return [run_name(*r) for r in self.runs]
+
+    @property
+    def testset_names(self) -> list[str]:
+        return [testset_name(*t) for t in self.testsets]
+
+
+def run_name(dataset: str, threshold: int, model: str) -> str:
+    return f"{dataset}.min{threshold}.{model}"
+
+
+def testset_name(dataset: str, threshold: int) -> str:
+    return f"{dataset}.min{threshold}"
+
+
+def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike = "config/models") -> Plan:
+    """Cross-check the config against the samples and model files and list runs and test sets."""
+    source = config.get("_source", "config")
+    datasets = config["datasets"]
+    for name, spec in datasets.items():
+        for key in ("samples", "test_samples"):
+            for i, sample in enumerate(spec.get(key, [])):
+                if sample not in samples:
+                    raise KmervaeError(
+                        f"{source}: key 'datasets.{name}.{key}.{i}': sample {sample!r} is not in the samples "
+                        f"table (have {', '.join(sorted(samples))})"
+                    )
+        extra = set(spec.get("test_samples", [])) - set(spec["samples"])
+        if extra:
+            raise KmervaeError(
+                f"{source}: key 'datasets.{name}.test_samples': {sorted(extra)} are not among the dataset's samples"
+            )
+        fractions = spec.get("fractions", [0.9, 0.1, 0.0])
+        if abs(sum(fractions) - 1.0) > 1e-6:
+            raise KmervaeError(f"{source}: key 'datasets.{name}.fractions': {fractions} do not add up to 1")
+    for i, model in enumerate(config["models"]):
+        if not (Path(models_dir) / f"{model}.yaml").exists():
+            raise KmervaeError(
+                f"{source}: key 'models.{i}': no model config {Path(models_dir) / f'{model}.yaml'}"
+            )
+
+    known = {"datasets": list(datasets), "thresholds": list(config["thresholds"]), "models": list(config["models"])}
+
+    def blocks(section: str, axes: tuple[str, ...]) -> list[tuple]:
+        chosen: list[tuple] = []
+        for b, block in enumerate(config.get(section) or [{}]):
+            values = []
+            for axis in axes:
+                picked = block.get(axis) or known[axis]
+                for i, value in enumerate(picked):
+                    if value not in known[axis]:
+                        raise KmervaeError(
+                            f"{source}: key '{section}.{b}.{axis}.{i}': {value!r} is not one of {known[axis]}"
+                        )
+                values.append(picked)
+            for combo in itertools.product(*values):
+                if combo not in chosen:
+                    chosen.append(combo)
+        return chosen
+
+    runs = tuple(blocks("runs", ("datasets", "thresholds", "models")))
+    testsets = tuple(blocks("testsets", ("datasets", "thresholds")))
+    return Plan(runs=runs, testsets=testsets)

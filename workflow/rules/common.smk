@@ -1,0 +1,143 @@
+# Helpers shared by the rules: config and samples checked at start-up, the experiment plan,
+# wildcard constraints and the input functions that map wildcards to files.
+
+import re
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from kmervae.errors import KmervaeError
+from kmervae.workflow_config import (
+    plan,
+    read_samples,
+    run_name,
+    testset_name,
+    validate_config,
+)
+
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+
+try:
+    validate_config(config, SCHEMAS / "config.schema.yaml", source="config")
+    MODELS_DIR = Path(config["models_dir"])
+    SAMPLES = read_samples(
+        config["samples"], SCHEMAS / "samples.schema.yaml", config["data_root"]
+    )
+    PLAN = plan(config, SAMPLES, MODELS_DIR)
+except KmervaeError as error:
+    sys.exit(f"kmervae: error: {error}")
+
+DATASETS = config["datasets"]
+RUNS = PLAN.run_names
+TESTSETS = PLAN.testset_names
+REPORTS = config["evaluation"]["reports"]
+
+
+def alternation(names):
+    """A regex matching exactly one of ``names`` (dots escaped)."""
+    return (
+        "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+    )
+
+
+wildcard_constraints:
+    sample=alternation(SAMPLES),
+    dataset=alternation(DATASETS),
+    threshold=r"\d+",
+    model=alternation(config["models"]),
+    run=alternation(RUNS),
+    testset=alternation(set(TESTSETS) | {testset_name(d, t) for d, t, _ in PLAN.runs}),
+
+
+def split_testset(testset):
+    """'ALL.min1000' -> ('ALL', 1000)."""
+    dataset, _, threshold = testset.rpartition(".min")
+    return dataset, int(threshold)
+
+
+def split_run(run):
+    """'ALL.min1000.default' -> ('ALL', 1000, 'default')."""
+    testset, _, model = run.rpartition(".")
+    return (*split_testset(testset), model)
+
+
+def sample_fasta(wildcards):
+    """FASTA to count for a sample: the chopped fragments when the sample is chopped genomes."""
+    sample = SAMPLES[wildcards.sample]
+    if sample.chop:
+        return [f"results/chopped/{sample.name}.fa.gz"]
+    return list(sample.fasta)
+
+
+def sample_labels(name):
+    sample = SAMPLES[name]
+    if sample.chop:
+        return f"results/chopped/{name}.labels.tsv"
+    return sample.labels
+
+
+def dataset_labels(wildcards):
+    """Labels tables of a test set's samples; empty when any sample has none."""
+    dataset, _ = split_testset(wildcards.testset)
+    labels = [sample_labels(s) for s in DATASETS[dataset]["samples"]]
+    return labels if all(labels) else []
+
+
+def own_testset(run):
+    """The test set a run was trained on: its dataset at its threshold."""
+    dataset, threshold, _ = split_run(run)
+    return testset_name(dataset, threshold)
+
+
+def has_labels(testset):
+    return bool(dataset_labels(SimpleNamespace(testset=testset)))
+
+
+def evaluation_targets():
+    """Spearman for every run x test set (the matrix); the other reports on each run's own
+    test set; the baselines once per test set."""
+    targets = expand(
+        "results/reports/{run}/{testset}/spearman", run=RUNS, testset=TESTSETS
+    )
+    for report_name in REPORTS:
+        if report_name == "baselines":
+            targets += expand("results/reports/baselines/{testset}", testset=TESTSETS)
+        elif report_name != "spearman":
+            targets += [
+                f"results/reports/{run}/{own_testset(run)}/{report_name.replace('-', '_')}"
+                for run in RUNS
+                if report_name != "retrieval" or has_labels(own_testset(run))
+            ]
+    return targets
+
+
+COMPARE_FIGURES = [
+    "results/reports/cross_comparison.png",
+    "results/figures/length_sweep.png",
+    "results/figures/loss_curves.png",
+    "results/figures/lr_curves.png",
+    "results/figures/mse_by_kmer.png",
+    "results/figures/grand_comparison.png",
+]
+
+
+def all_targets():
+    return (
+        ["results/reports/cross_comparison.tsv", "results/figures/grand_comparison.tsv"]
+        + COMPARE_FIGURES
+        + [f"results/index/{run}/{own_testset(run)}.faiss" for run in RUNS]
+        + evaluation_targets()
+    )
+
+
+def log_path(rule_name, pattern=""):
+    return f"logs/{rule_name}/{pattern}.log" if pattern else f"logs/{rule_name}.log"
+
+
+def benchmark_path(rule_name, pattern=""):
+    return (
+        f"benchmarks/{rule_name}/{pattern}.tsv"
+        if pattern
+        else f"benchmarks/{rule_name}.tsv"
+    )

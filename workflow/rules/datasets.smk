@@ -1,0 +1,49 @@
+# Per dataset x threshold: the dataset's samples above the threshold, merged with a seeded
+# shuffle and a train/validation/test split.
+
+
+rule merge:
+    input:
+        stores=lambda wc: expand(
+            "results/kmers/{sample}.min{threshold}.zarr",
+            sample=DATASETS[wc.dataset]["samples"],
+            threshold=wc.threshold,
+        ),
+    output:
+        store=directory("results/datasets/{dataset}.min{threshold}.zarr"),
+    log:
+        log_path("merge", "{dataset}.min{threshold}"),
+    benchmark:
+        benchmark_path("merge", "{dataset}.min{threshold}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        samples=lambda wc: DATASETS[wc.dataset]["samples"],
+        test_samples=lambda wc: DATASETS[wc.dataset]["test_samples"],
+        fractions=lambda wc: DATASETS[wc.dataset]["fractions"],
+        seed=config["seed"],
+    script:
+        "../scripts/merge.py"
+
+
+rule dataset_labels:
+    input:
+        labels=dataset_labels,
+    output:
+        labels="results/datasets/{testset}.labels.tsv",
+    log:
+        log_path("dataset_labels", "{testset}"),
+    benchmark:
+        benchmark_path("dataset_labels", "{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    script:
+        "../scripts/dataset_labels.py"

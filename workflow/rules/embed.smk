@@ -1,0 +1,23 @@
+# Per run x test set: every contig of the test set as the run's VAE z_mean.
+
+
+rule embed:
+    input:
+        model="results/models/{run}",
+        store="results/datasets/{testset}.zarr",
+    output:
+        embeddings=directory("results/embeddings/{run}/{testset}.zarr"),
+    log:
+        log_path("embed", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("embed", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        device=config["training"]["device"],
+    script:
+        "../scripts/embed.py"

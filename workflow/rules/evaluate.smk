@@ -1,0 +1,152 @@
+# Per run x test set: how well embedding distances keep k-mer distances (Spearman),
+# neighbour counts vs distance, label retrieval and the t-SNE/HDBSCAN map; per test set:
+# the PCA and raw-profile baselines the runs are compared against.
+
+
+rule evaluate_spearman:
+    input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
+        store="results/datasets/{testset}.zarr",
+    output:
+        report=report(
+            directory("results/reports/{run}/{testset}/spearman"),
+            patterns=["{name}.png"],
+            caption="../report/spearman.rst",
+            category="Per run: Spearman",
+            subcategory="{run}",
+            labels={"run": "{run}", "test set": "{testset}", "figure": "{name}"},
+        ),
+    log:
+        log_path("evaluate_spearman", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("evaluate_spearman", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_count_distance:
+    input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
+        store="results/datasets/{testset}.zarr",
+    output:
+        report=report(
+            directory("results/reports/{run}/{testset}/count_distance"),
+            patterns=["{name}.png"],
+            caption="../report/count_distance.rst",
+            category="Per run: count vs distance",
+            subcategory="{run}",
+            labels={"run": "{run}", "test set": "{testset}", "figure": "{name}"},
+        ),
+    log:
+        log_path("evaluate_count_distance", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("evaluate_count_distance", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_retrieval:
+    input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
+        store="results/datasets/{testset}.zarr",
+        labels="results/datasets/{testset}.labels.tsv",
+    output:
+        report=report(
+            directory("results/reports/{run}/{testset}/retrieval"),
+            patterns=["{name}.png"],
+            caption="../report/retrieval.rst",
+            category="Per run: retrieval",
+            subcategory="{run}",
+            labels={"run": "{run}", "test set": "{testset}", "figure": "{name}"},
+        ),
+    log:
+        log_path("evaluate_retrieval", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("evaluate_retrieval", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_map:
+    input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
+        store="results/datasets/{testset}.zarr",
+    output:
+        report=report(
+            directory("results/reports/{run}/{testset}/map"),
+            patterns=["{name}.png"],
+            caption="../report/map.rst",
+            category="Per run: map",
+            subcategory="{run}",
+            labels={"run": "{run}", "test set": "{testset}", "figure": "{name}"},
+        ),
+    log:
+        log_path("evaluate_map", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("evaluate_map", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_baselines:
+    input:
+        store="results/datasets/{testset}.zarr",
+    output:
+        report=report(
+            directory("results/reports/baselines/{testset}"),
+            patterns=["{name}.png"],
+            caption="../report/baselines.rst",
+            category="Baselines",
+            labels={"test set": "{testset}", "figure": "{name}"},
+        ),
+    log:
+        log_path("evaluate_baselines", "{testset}"),
+    benchmark:
+        benchmark_path("evaluate_baselines", "{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        settings=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,23 @@
+# Per run x test set: a FAISS index over the embeddings for nearest-neighbour queries.
+
+
+rule index:
+    input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
+    output:
+        index="results/index/{run}/{testset}.faiss",
+    log:
+        log_path("index", "{run}/{testset}"),
+    benchmark:
+        benchmark_path("index", "{run}/{testset}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        metric=config["evaluation"]["metric"],
+        kind=config["evaluation"]["index_kind"],
+    script:
+        "../scripts/index.py"

@@ -1,0 +1,31 @@
+# Per run (dataset x threshold x model variant): train the VAE on the dataset's split.
+
+
+rule train:
+    input:
+        data=lambda wc: "results/datasets/{}.min{}.zarr".format(*split_run(wc.run)[:2]),
+        model_config=lambda wc: str(MODELS_DIR / f"{split_run(wc.run)[2]}.yaml"),
+    output:
+        model=report(
+            directory("results/models/{run}"),
+            patterns=["curves.png"],
+            caption="../report/training.rst",
+            category="Per run: training",
+            labels={"run": "{run}", "figure": "training curves"},
+        ),
+    log:
+        log_path("train", "{run}"),
+    benchmark:
+        benchmark_path("train", "{run}")
+    conda:
+        "../../envs/kmervae.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=16000,
+        runtime=24 * 60,
+        gpu=config["training"]["gpus"],
+    params:
+        device=config["training"]["device"],
+        overrides=config["training"]["set"],
+    script:
+        "../scripts/train.py"

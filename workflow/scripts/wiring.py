@@ -1,0 +1,52 @@
+"""What every workflow script shares: send all output to the rule's log, run one kmervae command.
+
+Each script only turns ``snakemake.input/output/params`` into the arguments of a
+``kmervae`` subcommand, so a rule, the CLI and the package function give the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def redirect_to_log(path: str) -> None:
+    """Point stdout, stderr (also of native code) and logging at the log file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def run_kmervae(snakemake, argv: list) -> None:
+    """Run ``kmervae ARGV`` in this process, logging to ``snakemake.log[0]``; exit non-zero on failure."""
+    from kmervae.cli import main
+
+    redirect_to_log(str(snakemake.log[0]))
+    argv = [str(a) for a in argv]
+    logging.getLogger("kmervae.workflow").info("rule %s: kmervae %s", snakemake.rule, " ".join(argv))
+    status = main(argv)
+    if status:
+        sys.exit(status)
+
+
+def set_options(overrides: dict) -> list[str]:
+    """``{"training.epochs": 3}`` -> ``["--set", "training.epochs=3"]`` (sorted, so the command is stable)."""
+    out: list[str] = []
+    for key in sorted(overrides):
+        value = overrides[key]
+        if isinstance(value, bool):
+            value = str(value).lower()
+        out += ["--set", f"{key}={value}"]
+    return out
