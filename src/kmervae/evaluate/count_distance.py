@@ -1,0 +1,151 @@
+"""How crowded is the latent space? Nearest-neighbour distances and pairwise distance shapes.
+
+For a seeded sample: each point's exact nearest-neighbour distance (within the sample),
+its histogram, the cumulative count of points vs distance with straight-line fits over
+configured distance ranges (slope, intercept, R²), and the distributions of Euclidean and
+cosine distances over random pairs (the author saw cosine bimodal, Euclidean unimodal;
+the bimodality coefficient is reported for both).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..embed import Embeddings
+from ..errors import KmervaeError
+from .neighbours import (
+    blocks_of,
+    eligible_rows,
+    exact_knn,
+    limit_threads,
+    pair_distance,
+    sample_rows,
+    write_json,
+    write_tsv,
+)
+
+DEFAULT_RANGES = ((0.0, 0.2), (0.0, 0.5), (0.0, 0.7))
+DEFAULTS = {"sample": 100_000, "metric": "cosine", "pairs": 100_000, "bins": 100, "seed": 42}
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray) -> dict:
+    if len(x) < 2 or np.ptp(x) == 0:
+        return {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
+    fit = stats.linregress(x, y)
+    return {"slope": float(fit.slope), "intercept": float(fit.intercept), "r2": float(fit.rvalue**2)}
+
+
+def cumulative_fits(nn_distance: np.ndarray, ranges, grid_points: int = 200) -> list[dict]:
+    """Fit count(nn distance <= d) = slope * d + intercept on a grid of d over each range."""
+    sorted_d = np.sort(nn_distance)
+    fits = []
+    for lo, hi in ranges:
+        grid = np.linspace(lo, hi, grid_points)
+        counts = np.searchsorted(sorted_d, grid, side="right").astype(np.float64)
+        fits.append({"range": [float(lo), float(hi)], "points": grid_points, **linear_fit(grid, counts)})
+    return fits
+
+
+def bimodality_coefficient(x: np.ndarray) -> float:
+    """Sarle's coefficient (> 5/9 ≈ 0.555 hints at two modes)."""
+    n = len(x)
+    if n < 4:
+        return float("nan")
+    g = stats.skew(x, bias=False)
+    k = stats.kurtosis(x, bias=False)
+    return float((g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def count_distance(
+    embeddings: str | os.PathLike,
+    outdir: str | os.PathLike,
+    split: str = "auto",
+    sample: int = DEFAULTS["sample"],
+    metric: str = DEFAULTS["metric"],
+    ranges=DEFAULT_RANGES,
+    pairs: int = DEFAULTS["pairs"],
+    bins: int = DEFAULTS["bins"],
+    seed: int = DEFAULTS["seed"],
+    threads: int | None = None,
+) -> dict:
+    """Write count_distance.json, count_distance.tsv (histogram) and figures; return the numbers."""
+    outdir = Path(outdir)
+    emb = Embeddings(embeddings)
+    used, rows = eligible_rows(emb, split)
+    rows = sample_rows(rows, sample, seed)
+    if len(rows) < 2:
+        raise KmervaeError(f"{embeddings}: {len(rows)} contigs in split {used!r}; nearest neighbours need at least 2")
+    with limit_threads(threads):
+        z = emb.take(rows)
+        _, nn = exact_knn(z, blocks_of(lambda p: z[p], len(z)), 1, metric, exclude=np.arange(len(z)))
+    nn = nn[:, 0]
+    rng = np.random.default_rng(seed + 1)
+    a = rng.integers(0, len(z), size=pairs)
+    b = (a + rng.integers(1, len(z), size=pairs)) % len(z)
+    euclid = pair_distance(z[a], z[b], "euclidean")
+    cosine = pair_distance(z[a], z[b], "cosine")
+    hist, edges = np.histogram(nn, bins=bins)
+    cumulative = np.cumsum(hist)
+    fits = cumulative_fits(nn, ranges)
+    numbers = {
+        "sample": int(len(z)),
+        "split": used,
+        "metric": metric,
+        "seed": int(seed),
+        "nn_distance": {
+            "mean": float(nn.mean()),
+            "median": float(np.median(nn)),
+            "q05": float(np.quantile(nn, 0.05)),
+            "q95": float(np.quantile(nn, 0.95)),
+        },
+        "fits": fits,
+        "pairwise": {
+            "pairs": int(pairs),
+            "euclidean": {"mean": float(euclid.mean()), "std": float(euclid.std()), "bimodality": bimodality_coefficient(euclid)},
+            "cosine": {"mean": float(cosine.mean()), "std": float(cosine.std()), "bimodality": bimodality_coefficient(cosine)},
+        },
+        "embeddings": str(embeddings),
+        "model_config_hash": emb.model_config_hash,
+    }
+    write_tsv(
+        outdir / "count_distance.tsv",
+        ["bin_lo", "bin_hi", "count", "cumulative"],
+        zip(edges[:-1], edges[1:], hist, cumulative),
+    )
+    _plot(nn, fits, euclid, cosine, metric, len(z), outdir)
+    write_json(outdir / "count_distance.json", numbers)
+    return numbers
+
+
+def _plot(nn, fits, euclid, cosine, metric, n, outdir: Path) -> None:
+    from ..plots import figure, save_figure
+
+    fig, ax = figure(figsize=(5, 4))
+    ax.hist(nn, bins=100)
+    ax.set_xlabel(f"nearest-neighbour distance ({metric})")
+    ax.set_ylabel("contigs")
+    ax.set_title(f"sample of {n}", fontsize=9)
+    save_figure(fig, outdir / "nn_distance_hist")
+
+    fig, ax = figure(figsize=(5, 4))
+    d = np.sort(nn)
+    ax.plot(d, np.arange(1, len(d) + 1), label="contigs with NN distance <= d")
+    for fit in fits:
+        lo, hi = fit["range"]
+        x = np.linspace(lo, hi, 50)
+        ax.plot(x, fit["slope"] * x + fit["intercept"], "--", label=f"fit {lo:g}-{hi:g} (R² {fit['r2']:.3f})")
+    ax.set_xlabel(f"distance ({metric})")
+    ax.set_ylabel("cumulative count")
+    ax.legend(fontsize=7)
+    save_figure(fig, outdir / "count_vs_distance")
+
+    fig, axes = figure(1, 2, figsize=(9, 3.5))
+    axes[0].hist(euclid, bins=100)
+    axes[0].set_xlabel("Euclidean distance (random pairs)")
+    axes[1].hist(cosine, bins=100, color="tab:orange")
+    axes[1].set_xlabel("cosine distance (random pairs)")
+    save_figure(fig, outdir / "pairwise_distances")

@@ -1,0 +1,131 @@
+"""A 2-D map of the embedding: openTSNE, HDBSCAN clusters on the map, coloured by GC and label.
+
+openTSNE (perplexity 30, cosine by default, seeded) on a seeded sample of the embeddings,
+then sklearn's HDBSCAN on the 2-D coordinates. The author used min_cluster_size 1000 and
+min_samples 100 on 4.8 million contigs; left unset, both scale with the sample size from
+those values (at least 10 and 5), so the demo gets sensible clusters too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..embed import Embeddings
+from ..errors import KmervaeError
+from ..kmers import Layout, gc_fraction
+from ..store import KmerStore
+from .neighbours import eligible_rows, locate_in_store, sample_rows, write_json, write_tsv
+from .retrieval import read_labels
+
+AUTHOR_POINTS, AUTHOR_MIN_CLUSTER, AUTHOR_MIN_SAMPLES = 4_800_000, 1000, 100
+DEFAULTS = {"sample": 100_000, "perplexity": 30.0, "metric": "cosine", "n_iter": 500, "early_exaggeration_iter": 250,
+            "seed": 42, "label_column": "genome"}
+
+
+def scaled_hdbscan_params(n: int, min_cluster_size: int | None, min_samples: int | None) -> tuple[int, int]:
+    scale = n / AUTHOR_POINTS
+    mcs = int(min_cluster_size or max(10, round(AUTHOR_MIN_CLUSTER * scale)))
+    ms = int(min_samples or max(5, round(AUTHOR_MIN_SAMPLES * scale)))
+    return mcs, ms
+
+
+def tsne(z: np.ndarray, perplexity: float, metric: str, n_iter: int, early_exaggeration_iter: int, seed: int, threads: int):
+    from openTSNE import TSNE
+
+    if len(z) < 4:
+        raise KmervaeError(f"a t-SNE map needs at least 4 contigs, got {len(z)}")
+    perplexity = min(float(perplexity), (len(z) - 1) / 3)
+    model = TSNE(
+        perplexity=perplexity, metric=metric, n_iter=n_iter, early_exaggeration_iter=early_exaggeration_iter,
+        n_jobs=max(int(threads or 1), 1), random_state=seed, verbose=False,
+    )
+    return np.asarray(model.fit(z.astype(np.float64)), dtype=np.float64), perplexity
+
+
+def map_embeddings(
+    embeddings: str | os.PathLike,
+    outdir: str | os.PathLike,
+    store: str | os.PathLike | None = None,
+    labels: str | os.PathLike | None = None,
+    label_column: str = DEFAULTS["label_column"],
+    split: str = "auto",
+    sample: int = DEFAULTS["sample"],
+    perplexity: float = DEFAULTS["perplexity"],
+    metric: str = DEFAULTS["metric"],
+    n_iter: int = DEFAULTS["n_iter"],
+    early_exaggeration_iter: int = DEFAULTS["early_exaggeration_iter"],
+    min_cluster_size: int | None = None,
+    min_samples: int | None = None,
+    seed: int = DEFAULTS["seed"],
+    threads: int | None = 1,
+) -> dict:
+    """Write map.tsv (id, x, y, cluster, gc[, label]), map.json and the figures; return the numbers."""
+    from sklearn.cluster import HDBSCAN
+
+    outdir = Path(outdir)
+    emb = Embeddings(embeddings)
+    used, rows = eligible_rows(emb, split)
+    rows = sample_rows(rows, sample, seed)
+    z = emb.take(rows)
+    ids = emb.take_ids(rows)
+    xy, used_perplexity = tsne(z, perplexity, metric, n_iter, early_exaggeration_iter, seed, threads)
+    mcs, ms = scaled_hdbscan_params(len(z), min_cluster_size, min_samples)
+    clusters = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit_predict(xy)
+    gc = np.full(len(z), np.nan)
+    if store is not None:
+        kstore = KmerStore(store)
+        gc = gc_fraction(kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,)), Layout((1,))).astype(np.float64)
+    label_values = None
+    if labels is not None:
+        label_of = read_labels(labels, label_column)
+        label_values = np.array([label_of.get(i, "") for i in ids])
+    header = ["id", "x", "y", "cluster", "gc"] + (["label"] if label_values is not None else [])
+    rows_out = (
+        [ids[i], xy[i, 0], xy[i, 1], int(clusters[i]), gc[i]] + ([label_values[i]] if label_values is not None else [])
+        for i in range(len(z))
+    )
+    write_tsv(outdir / "map.tsv", header, rows_out)
+    n_clusters = int(clusters.max() + 1) if len(clusters) else 0
+    numbers = {
+        "n": int(len(z)), "split": used, "perplexity": used_perplexity, "metric": metric, "n_iter": int(n_iter),
+        "min_cluster_size": mcs, "min_samples": ms, "clusters": n_clusters,
+        "noise_fraction": float(np.mean(clusters < 0)), "seed": int(seed),
+        "embeddings": str(embeddings), "model_config_hash": emb.model_config_hash,
+    }
+    _plot(xy, clusters, gc, label_values, label_column, outdir)
+    write_json(outdir / "map.json", numbers)
+    return numbers
+
+
+def _scatter(xy, colours, title, outpath, cmap=None, categorical=False):
+    from ..plots import figure, save_figure
+
+    fig, ax = figure(figsize=(6, 5.5))
+    size = max(0.5, min(8.0, 20000 / max(len(xy), 1)))
+    if categorical:
+        values = np.unique(colours)
+        lookup = {v: i for i, v in enumerate(values)}
+        codes = np.array([lookup[c] for c in colours])
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=codes, s=size, cmap=cmap or "tab20", linewidths=0)
+        if len(values) <= 20:
+            handles = [ax.scatter([], [], color=sc.cmap(sc.norm(lookup[v])), s=15, label=str(v)) for v in values]
+            ax.legend(handles=handles, fontsize=6, markerscale=1, loc="best")
+    else:
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, cmap=cmap or "viridis", linewidths=0)
+        fig.colorbar(sc, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    save_figure(fig, outpath)
+
+
+def _plot(xy, clusters, gc, label_values, label_column, outdir: Path) -> None:
+    if not np.all(np.isnan(gc)):
+        _scatter(xy, gc, "t-SNE coloured by GC content", outdir / "map_gc")
+    names = np.where(clusters < 0, "noise", clusters.astype(str))
+    _scatter(xy, names, f"HDBSCAN: {int(clusters.max() + 1)} clusters", outdir / "map_cluster", categorical=True)
+    if label_values is not None:
+        _scatter(xy, label_values, f"coloured by {label_column}", outdir / "map_label", categorical=True)

@@ -1,0 +1,162 @@
+"""Does the embedding do its job? Precision@k of same-label neighbours against raw features.
+
+With a labels table (``kmervae chop`` writes contig_id, genome, record, replicon_type,
+...), seeded queries from the labelled pool take their k exact nearest neighbours in the
+VAE embedding and, in the same run on the same queries, in raw CLR features, PCA of CLR
+at the latent width and 4-mer-only CLR (the composition signal binners such as VAMB
+use). ``chance`` is the precision a random neighbour would give.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..embed import Embeddings
+from ..errors import KmervaeError
+from ..store import KmerStore
+from .baselines import DEFAULT_FIT_SAMPLE, fit_pca, project
+from .neighbours import (
+    blocks_of,
+    check_pool,
+    clr_rows,
+    eligible_rows,
+    exact_knn,
+    kmer_groups,
+    limit_threads,
+    locate_in_store,
+    sample_rows,
+    write_json,
+    write_tsv,
+)
+
+DEFAULT_KS = (1, 10, 50)
+DEFAULTS = {"pool": 50_000, "queries": 1_000, "metric": "euclidean", "seed": 42, "label_column": "genome"}
+
+
+def read_labels(path: str | os.PathLike, column: str) -> dict[str, str]:
+    """contig_id → label from a TSV; a missing column or duplicated contig is one clear error."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise KmervaeError(f"{path}: no such labels table")
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for name in ("contig_id", column):
+        if name not in table.columns:
+            raise KmervaeError(f"{path}: no column {name!r} (columns: {', '.join(table.columns)})")
+    dup = table["contig_id"].duplicated()
+    if dup.any():
+        i = int(np.nonzero(dup.to_numpy())[0][0])
+        raise KmervaeError(f"{path}: record {i + 1} ({table['contig_id'].iloc[i]}) repeats a contig_id")
+    return dict(zip(table["contig_id"], table[column]))
+
+
+def precision_at(neighbour_labels: np.ndarray, query_labels: np.ndarray, ks) -> dict[int, float]:
+    same = neighbour_labels == query_labels[:, None]
+    return {k: float(same[:, :k].mean()) for k in ks}
+
+
+def retrieval(
+    embeddings: str | os.PathLike,
+    labels: str | os.PathLike,
+    outdir: str | os.PathLike,
+    store: str | os.PathLike | None = None,
+    label_column: str = DEFAULTS["label_column"],
+    ks=DEFAULT_KS,
+    split: str = "auto",
+    pool: int = DEFAULTS["pool"],
+    queries: int = DEFAULTS["queries"],
+    metric: str = DEFAULTS["metric"],
+    seed: int = DEFAULTS["seed"],
+    fit_sample: int = DEFAULT_FIT_SAMPLE,
+    threads: int | None = None,
+) -> dict:
+    """Write retrieval.tsv/.json and a figure; return {"rows": [{method, width, k, precision}], ...}."""
+    outdir = Path(outdir)
+    ks = sorted({int(k) for k in ks})
+    emb = Embeddings(embeddings)
+    label_of = read_labels(labels, label_column)
+    used, rows = eligible_rows(emb, split)
+    known = np.array(list(label_of), dtype=str)
+    labelled = []
+    for a, b in emb.chunks(1 << 18):
+        inside = rows[(rows >= a) & (rows < b)]
+        if len(inside):
+            labelled.append(inside[np.isin(emb.ids(a, b)[inside - a], known)])
+    labelled = np.concatenate(labelled) if labelled else np.empty(0, dtype=np.int64)
+    pool_rows = sample_rows(labelled, pool, seed)
+    check_pool(len(pool_rows), max(ks), f"{embeddings} with labels {labels}")
+    pool_ids = emb.take_ids(pool_rows)
+    pool_labels = np.array([label_of[i] for i in pool_ids])
+    rng = np.random.default_rng(seed)
+    query = np.sort(rng.choice(len(pool_rows), size=min(int(queries), len(pool_rows)), replace=False))
+    methods = [("vae", emb.latent_dim, lambda p: emb.take(pool_rows[p]))]
+    if store is not None:
+        kstore = KmerStore(store)
+        store_rows = locate_in_store(kstore, pool_ids, embeddings)
+        groups = kmer_groups(emb, kstore)
+        methods.append(("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups)))
+        with limit_threads(threads):
+            pca = fit_pca(kstore, store_rows, groups, emb.latent_dim, fit_sample, seed)
+            coords = project(pca, kstore, store_rows, groups)
+        methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
+        if 4 in kstore.layout.ks:
+            methods.append(("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,))))
+    table = []
+    with limit_threads(threads):
+        for name, width, vectors_at in methods:
+            nb, _ = exact_knn(vectors_at(query), blocks_of(vectors_at, len(pool_rows)), max(ks), metric, exclude=query)
+            for k, value in precision_at(pool_labels[nb], pool_labels[query], ks).items():
+                table.append({"method": name, "width": int(width), "k": k, "precision": value})
+    # a random neighbour's chance of sharing the query's label
+    values, counts = np.unique(pool_labels, return_counts=True)
+    same = counts[np.searchsorted(values, pool_labels[query])] - 1
+    chance = float(np.mean(same / (len(pool_rows) - 1)))
+    table += [{"method": "chance", "width": 0, "k": k, "precision": chance} for k in ks]
+    common = {"pool": int(len(pool_rows)), "queries": int(len(query)), "metric": metric, "label_column": label_column}
+    write_tsv(
+        outdir / "retrieval.tsv",
+        ["method", "width", "k", "precision", "queries", "pool", "metric", "label_column"],
+        ([r["method"], r["width"], r["k"], r["precision"], common["queries"], common["pool"], metric, label_column]
+         for r in table),
+    )
+    numbers = {
+        "rows": table, **common, "labels": len(values), "split": used, "seed": int(seed),
+        "embeddings": str(embeddings), "store": str(store) if store else None, "model_config_hash": emb.model_config_hash,
+    }
+    _plot(table, ks, outdir, common)
+    write_json(outdir / "retrieval.json", numbers)
+    return numbers
+
+
+def format_table(numbers: dict) -> str:
+    """The precision@k table as printed by the CLI (methods as rows, k as columns)."""
+    ks = sorted({r["k"] for r in numbers["rows"]})
+    methods = list(dict.fromkeys(r["method"] for r in numbers["rows"]))
+    value = {(r["method"], r["k"]): r for r in numbers["rows"]}
+    lines = [
+        f"precision@k of same-{numbers['label_column']} neighbours; pool {numbers['pool']}, "
+        f"{numbers['queries']} queries, {numbers['labels']} labels, {numbers['metric']}",
+        f"{'method':<10}{'width':>7}" + "".join(f"{f'P@{k}':>9}" for k in ks),
+    ]
+    for m in methods:
+        width = value[(m, ks[0])]["width"] or "-"
+        lines.append(f"{m:<10}{width:>7}" + "".join(f"{value[(m, k)]['precision']:>9.3f}" for k in ks))
+    return "\n".join(lines)
+
+
+def _plot(table, ks, outdir: Path, common) -> None:
+    from ..plots import figure, save_figure
+
+    fig, ax = figure(figsize=(5, 3.5))
+    for m in dict.fromkeys(r["method"] for r in table):
+        ax.plot(ks, [r["precision"] for r in table if r["method"] == m], marker="o", label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel(f"precision@k (same {common['label_column']})")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    save_figure(fig, outdir / "retrieval")
