@@ -88,7 +88,9 @@ class EmbeddingsWriter:
         self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
         self.arrays["z_mean"].append(z_mean)
         for name in self.extra:
-            self.arrays[name].append(np.asarray(extra[name], dtype=OPTIONAL_ARRAYS[name]))
+            dtype = OPTIONAL_ARRAYS[name]
+            values = np.asarray(extra[name], dtype=object).astype(str) if dtype is str else np.asarray(extra[name], dtype)
+            self.arrays[name].append(values)
         self.n += len(ids)
 
     def commit(self) -> Path:

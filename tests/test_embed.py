@@ -1,0 +1,116 @@
+"""embed: store and FASTA inputs give the encoder's z_mean, in input order, deterministically."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from kmervae import config as cfg
+from kmervae.cli import main
+from kmervae.count import count_fasta
+from kmervae.embed import embed_path, embed_sequences, embed_store, open_embeddings
+from kmervae.errors import KmervaeError
+from kmervae.kmers import Layout
+from kmervae.model import build_model, save_weights
+from kmervae.store import KmerStore, StoreWriter
+
+SEQS = {
+    "a": "ACGTACGTTTGACCAGTNNACGGGTACCATG" * 5,
+    "b": "GGGCCCATATATCGCGATTTAAACCCGGG" * 4,
+    "c": "ATATATATATGCGC",
+    "d": "acgtnacgt" * 9,
+    "e": "CCCCGGGGAAAATTTTCGCGATAT" * 7,
+}
+
+
+def make_model(tmp_path, ks=(4, 3, 2, 1), latent=5):
+    torch.manual_seed(0)
+    config = cfg.resolve({"input": {"ks": list(ks)}, "model": {"hidden": [12], "latent": latent}})
+    model = build_model(config).eval()
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.yaml").write_text(cfg.dump(config))
+    save_weights(model, model_dir / "best.safetensors", config)
+    return model, model_dir
+
+
+def write_fasta(path, seqs=SEQS, gz=False):
+    text = "".join(f">{name} description\n{seq}\n" for name, seq in seqs.items())
+    if gz:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def oracle(model, counts, layout):
+    """z_mean straight from the encoder on the model's columns (no batching, no helper)."""
+    cols = layout.columns_for(model.input_ks)
+    with torch.no_grad():
+        mean, _ = model.encode(model.transform(torch.as_tensor(counts[:, cols])))
+    return mean.numpy()
+
+
+def test_store_embedding_matches_the_encoder_in_store_order(tmp_path):
+    model, model_dir = make_model(tmp_path)
+    layout = Layout.parse("6..1")
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 20, size=(23, layout.width)).astype(np.uint32)
+    ids = [f"r{i}" for i in range(23)]
+    split = (np.arange(23) % 3).astype(np.int8)
+    with StoreWriter(tmp_path / "s.zarr", layout, chunk_rows=4, extra=("sample", "split")) as w:
+        w.append(ids, np.arange(23) + 100, counts, sample=["s"] * 23, split=split)
+    out = embed_store(model, tmp_path / "s.zarr", tmp_path / "e.zarr", batch_size=5, model_dir=model_dir)
+    emb = open_embeddings(out)
+    assert emb.n == 23 and emb.latent_dim == 5 and list(emb.ids()) == ids
+    np.testing.assert_allclose(emb.z_mean(), oracle(model, counts, layout), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(emb.array("split"), split)
+    np.testing.assert_array_equal(emb.lengths(), np.arange(23) + 100)
+    assert emb.attrs["model_config_hash"] == model.config_hash and emb.attrs["input_ks"] == [4, 3, 2, 1]
+    assert emb.attrs["input_attrs"]["format"] == "kmervae-kmers"
+    # one split only, and the same bytes on a second run
+    test_only = open_embeddings(embed_store(model, tmp_path / "s.zarr", tmp_path / "t.zarr", split="test"))
+    assert list(test_only.ids()) == [ids[i] for i in range(23) if split[i] == 2]
+    np.testing.assert_array_equal(test_only.z_mean(), emb.z_mean()[split == 2])
+    again = open_embeddings(embed_store(model, tmp_path / "s.zarr", tmp_path / "e2.zarr", batch_size=5))
+    np.testing.assert_array_equal(again.z_mean(), emb.z_mean())
+
+
+def test_fasta_store_and_sequences_agree(tmp_path):
+    model, model_dir = make_model(tmp_path)
+    fasta = write_fasta(tmp_path / "q.fa.gz", gz=True)
+    count_fasta([fasta], tmp_path / "q.zarr")
+    via_fasta = open_embeddings(embed_path(model_dir, fasta, tmp_path / "f.zarr"))
+    via_store = open_embeddings(embed_path(model_dir, tmp_path / "q.zarr", tmp_path / "s.zarr"))
+    assert list(via_fasta.ids()) == list(SEQS) == list(via_store.ids())
+    np.testing.assert_allclose(via_fasta.z_mean(), via_store.z_mean(), rtol=1e-5, atol=1e-6)
+    direct = embed_sequences(model, list(SEQS.values()))
+    np.testing.assert_allclose(direct, via_fasta.z_mean(), rtol=1e-5, atol=1e-6)
+    counts = KmerStore(tmp_path / "q.zarr").rows()
+    np.testing.assert_allclose(direct, oracle(model, counts, Layout()), rtol=1e-5, atol=1e-6)
+    assert via_fasta.attrs["input_sha256"][0]["sha256"] and via_fasta.attrs["model_dir"] == str(model_dir)
+    assert embed_sequences(model, []).shape == (0, 5)
+
+
+def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):
+    _, model_dir = make_model(tmp_path, ks=(6, 5, 4, 3, 2, 1))
+    layout = Layout.parse("4..1")
+    with StoreWriter(tmp_path / "s.zarr", layout) as w:
+        w.append(["x"], [10], np.ones((1, layout.width)))
+    code = main(["embed", "--model", str(model_dir), str(tmp_path / "s.zarr"), "-o", str(tmp_path / "e.zarr")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "6-mers, 5-mers are needed" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "e.zarr").exists()
+
+
+def test_cli_embeds_fasta_and_reports(tmp_path, capsys):
+    _, model_dir = make_model(tmp_path)
+    fasta = write_fasta(tmp_path / "q.fa")
+    assert main(["embed", "--model", str(model_dir), str(fasta), "-o", str(tmp_path / "e.zarr"), "--batch-size", "2"]) == 0
+    assert "5 contigs x 5" in capsys.readouterr().out
+    with pytest.raises(KmervaeError, match="needs a dataset store"):
+        embed_path(model_dir, fasta, tmp_path / "x.zarr", split="test")
+    with pytest.raises(KmervaeError, match="no such file"):
+        embed_path(model_dir, tmp_path / "missing.fa", tmp_path / "x.zarr")
