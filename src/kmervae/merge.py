@@ -325,7 +325,10 @@ def merge_stores(
                     sources.append(entry)
         attrs = {"sources": sources, "samples": sample_names, "split_names": list(SPLITS), "provenance": provenance}
         names_array = np.asarray(sample_names, dtype=object)
-        with StoreWriter(out, first.layout, first.matrix_name, step, attrs=attrs, extra=("sample", "split")) as writer:
+        with StoreWriter(
+            out, first.layout, first.matrix_name, step, attrs=attrs, extra=("sample", "split"),
+            compressors=first.matrix_array.compressors,
+        ) as writer:
             appender = AlignedAppender(writer)
             with progress("merge: shuffle buckets", total=n_total, unit="rows") as bar:
                 for b, size in enumerate(bucket_sizes):

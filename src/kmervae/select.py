@@ -91,7 +91,10 @@ def select_min_length(
     extra = tuple(name for name in OPTIONAL_ARRAYS if source.has(name))
     step = int(chunk_rows or source.chunk_rows)
     kept = 0
-    with StoreWriter(out, source.layout, source.matrix_name, step, attrs=attrs, extra=extra) as writer:
+    with StoreWriter(
+        out, source.layout, source.matrix_name, step, attrs=attrs, extra=extra,
+        compressors=source.matrix_array.compressors,  # keep the source's codec (count's is tuned for counts)
+    ) as writer:
         appender = AlignedAppender(writer)
         with progress(f"select >= {min_length} bp", total=source.n, unit="rows") as bar:
             for start, stop in source.chunks(step):
