@@ -1,0 +1,356 @@
+"""Count canonical k-mers of FASTA records into a k-mer store (the ``count`` stage).
+
+The kernel walks each record once, keeping a rolling 2-bit code of the last K bases
+(K = the layout's largest k) and the length of the current run of ACGT; any other
+character ends the run, so no k-mer spans it. Two exact strategies, chosen per record:
+
+* short records: every position adds its 1..K-mers straight into the canonical columns;
+* long records: count only raw K-mers (plus, near run starts, the one r-mer ending at a
+  position with run length r < K), then derive each shorter k by summing the (k+1)-mer
+  counts over their leading base, and fold raw codes onto canonical columns at the end.
+  This costs one increment per base plus a fixed ~4**K per record, so it wins once a
+  record is a few kb long.
+
+Both give identical integers, so the choice (and the thread count) never changes output.
+Records of a chunk are split between threads by bases; each row is computed by one
+thread only, so output is identical for any ``threads``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .errors import KmervaeError
+from .fasta import DEFAULT_CHUNK_BASES, FastaChunk, open_fasta, read_fasta_chunks
+from .kmers import Layout, canonical_index, reverse_complement_code
+from .progress import progress
+from .store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
+
+log = logging.getLogger("kmervae.count")
+
+#: byte → base code: A/a 0, C/c 1, G/g 2, T/t 3, everything else 4 (breaks k-mers)
+BASE_CODE = np.full(256, 4, dtype=np.uint8)
+for _code, _letters in enumerate(("Aa", "Cc", "Gg", "Tt")):
+    for _letter in _letters:
+        BASE_CODE[ord(_letter)] = _code
+BASE_CODE.setflags(write=False)
+
+#: records with at least this many bases use the K-mer + marginalisation strategy
+#: (measured with 6..1 on the 2-core dev machine: the crossover lies between 300 and 1000 bp)
+MARGINAL_FROM_BASES = 600
+
+
+class _Tables:
+    """Per-layout lookup tables the kernel needs (indexed by k = 1..K)."""
+
+    def __init__(self, layout: Layout):
+        self.K = K = max(layout.ks)
+        self.width = layout.width
+        self.want = np.zeros(K + 1, dtype=np.bool_)
+        self.column_start = np.zeros(K + 1, dtype=np.int64)
+        for g in layout.groups:
+            self.want[g.k] = True
+            self.column_start[g.k] = g.start
+        # raw k-mer counts of k live at scratch[offset[k] : offset[k] + 4**k]; one more
+        # slot at the end stays zero (the "no reverse complement" target of palindromes)
+        self.offset = np.zeros(K + 2, dtype=np.int64)
+        for k in range(1, K + 1):
+            self.offset[k + 1] = self.offset[k] + 4**k
+        self.zero_slot = int(self.offset[K + 1])
+        self.scratch = self.zero_slot + 1
+        self.canonical = np.concatenate([canonical_index(k) for k in range(1, K + 1)])
+        # fold raw → canonical as a gather: column j of group k = raw[forward] + raw[reverse]
+        self.forward = np.full(layout.width, self.zero_slot, dtype=np.int64)
+        self.reverse = np.full(layout.width, self.zero_slot, dtype=np.int64)
+        for g in layout.groups:
+            codes = np.arange(4**g.k, dtype=np.int64)
+            rc = reverse_complement_code(codes, g.k)
+            is_canonical = codes <= rc
+            columns = canonical_index(g.k)[is_canonical]
+            self.forward[g.start + columns] = self.offset[g.k] + codes[is_canonical]
+            distinct = is_canonical & (codes < rc)
+            self.reverse[g.start + canonical_index(g.k)[distinct]] = self.offset[g.k] + rc[distinct]
+
+
+@njit(cache=True, nogil=True)
+def _count_direct(seq, lo, hi, K, want, offset, canonical, column_start, row):
+    """Add every 1..K-mer of seq[lo:hi] straight into the canonical columns of ``row``."""
+    row[:] = 0
+    code = 0
+    run = 0
+    for i in range(lo, hi):
+        base = BASE_CODE[seq[i]]
+        if base > 3:
+            run = 0
+            continue
+        code = (code << 2) | base
+        run += 1
+        top = run if run < K else K
+        for k in range(1, top + 1):
+            if want[k]:
+                raw = code & ((1 << (2 * k)) - 1)
+                row[column_start[k] + canonical[offset[k] + raw]] += 1
+    return
+
+
+@njit(cache=True, nogil=True)
+def _count_marginal(seq, lo, hi, K, offset, forward, reverse, row, scratch):
+    """Raw K-mer counts, shorter k derived exactly by marginalising the leading base."""
+    scratch[:] = 0
+    full = (1 << (2 * K)) - 1
+    code = 0
+    run = 0
+    for i in range(lo, hi):
+        base = BASE_CODE[seq[i]]
+        if base > 3:
+            run = 0
+            continue
+        code = ((code << 2) | base) & full
+        run += 1
+        if run >= K:
+            scratch[offset[K] + code] += 1
+        else:  # the run-length-r r-mer ending here is no suffix of any counted K-mer
+            scratch[offset[run] + (code & ((1 << (2 * run)) - 1))] += 1
+    for k in range(K - 1, 0, -1):
+        n = 1 << (2 * k)
+        dst = offset[k]
+        src = offset[k + 1]
+        for lead in range(4):
+            for x in range(n):
+                scratch[dst + x] += scratch[src + lead * n + x]
+    for j in range(len(row)):
+        row[j] = scratch[forward[j]] + scratch[reverse[j]]
+    return
+
+
+@njit(cache=True, parallel=True)
+def _count_chunk(seq, offsets, block_rows, K, want, offset, canonical, column_start, forward, reverse, out,
+                 scratch_size, switch):
+    """Count all records of a chunk into ``out`` (n × width); blocks of rows run in parallel."""
+    for b in prange(len(block_rows) - 1):
+        scratch = np.zeros(scratch_size, dtype=np.uint32)
+        for r in range(block_rows[b], block_rows[b + 1]):
+            lo = offsets[r]
+            hi = offsets[r + 1]
+            if hi - lo >= switch:
+                _count_marginal(seq, lo, hi, K, offset, forward, reverse, out[r], scratch)
+            else:
+                _count_direct(seq, lo, hi, K, want, offset, canonical, column_start, out[r])
+    return
+
+
+def max_threads() -> int:
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _check_threads(threads: int) -> int:
+    threads = int(threads)
+    if threads < 1:
+        raise KmervaeError(f"--threads must be at least 1, got {threads}")
+    if threads > max_threads():
+        log.warning("%d threads requested but only %d available; using %d", threads, max_threads(), max_threads())
+        threads = max_threads()
+    return threads
+
+
+def count_buffer(
+    seq: np.ndarray,
+    offsets: np.ndarray,
+    layout: Layout = Layout(),
+    threads: int = 1,
+    switch: int = MARGINAL_FROM_BASES,
+) -> np.ndarray:
+    """Counts (uint32, n × layout.width) of the records ``seq[offsets[i]:offsets[i+1]]``."""
+    tables = _tables(layout)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    n = len(offsets) - 1
+    out = np.empty((n, tables.width), dtype=np.uint32)
+    if n == 0:
+        return out
+    threads = _check_threads(threads)
+    blocks = min(n, 1 if threads == 1 else 8 * threads)
+    # split rows into blocks of about equal bases (each block also gets a share of rows)
+    targets = np.linspace(0, offsets[-1], blocks + 1)
+    block_rows = np.searchsorted(offsets, targets, side="left").astype(np.int64)
+    block_rows[0], block_rows[-1] = 0, n
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        _count_chunk(
+            np.ascontiguousarray(seq, dtype=np.uint8),
+            offsets,
+            block_rows,
+            tables.K,
+            tables.want,
+            tables.offset,
+            tables.canonical,
+            tables.column_start,
+            tables.forward,
+            tables.reverse,
+            out,
+            tables.scratch,
+            int(switch),
+        )
+    finally:
+        numba.set_num_threads(previous)
+    return out
+
+
+_TABLE_CACHE: dict[tuple[int, ...], _Tables] = {}
+
+
+def _tables(layout: Layout) -> _Tables:
+    if layout.ks not in _TABLE_CACHE:
+        _TABLE_CACHE[layout.ks] = _Tables(layout)
+    return _TABLE_CACHE[layout.ks]
+
+
+def count_sequences(seqs: list[str | bytes], layout: Layout = Layout(), threads: int = 1) -> np.ndarray:
+    """Counts matrix (uint32, len(seqs) × layout.width) of in-memory sequences."""
+    encoded = [s.encode("ascii") if isinstance(s, str) else bytes(s) for s in seqs]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in encoded], out=offsets[1:])
+    return count_buffer(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets, layout, threads)
+
+
+def _counted_chunks(
+    paths, layout: Layout, threads: int, chunk_records: int, chunk_bases: int
+) -> Iterator[tuple[FastaChunk, np.ndarray]]:
+    """(chunk, counts) in input order. With threads > 1 the next chunk is parsed while
+    the current one is counted, so parsing does not leave the counting threads idle."""
+    threads = _check_threads(threads)
+    chunks = read_fasta_chunks(paths, chunk_bases=chunk_bases, chunk_records=chunk_records)
+    if threads == 1:
+        for chunk in chunks:
+            yield chunk, count_buffer(chunk.seq, chunk.offsets, layout, 1)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count") as pool:
+        pending = None
+        try:
+            for chunk in chunks:
+                future = pool.submit(count_buffer, chunk.seq, chunk.offsets, layout, threads)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (chunk, future)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+                pending = None
+        finally:
+            if pending is not None:
+                pending[1].cancel()
+
+
+def count_chunks(
+    paths,
+    layout: Layout = Layout(),
+    threads: int = 1,
+    chunk_records: int = DEFAULT_CHUNK_ROWS,
+    chunk_bases: int = DEFAULT_CHUNK_BASES,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(ids, lengths, counts)`` per chunk of FASTA records, in input order.
+
+    Memory is bounded by the chunk size; IDs must be unique over all ``paths``.
+    """
+    for chunk, counts in _counted_chunks(paths, layout, threads, chunk_records, chunk_bases):
+        yield chunk.ids, chunk.lengths, counts
+
+
+def count_fasta(
+    paths,
+    out: str | os.PathLike,
+    layout: Layout = Layout(),
+    threads: int = 1,
+    sample: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_bases: int = DEFAULT_CHUNK_BASES,
+) -> Path:
+    """Count the records of ``paths`` (FASTA, plain or gzip) into the store ``out``.
+
+    The store appears only when complete; on any error nothing is left behind.
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise KmervaeError("no FASTA files given")
+    for p in paths:
+        open_fasta(p).close()  # fail before any work on a missing or unsupported file
+    out = Path(out)
+    sample = sample or (out.name[: -len(".zarr")] if out.name.endswith(".zarr") else out.stem)
+    records = [0] * len(paths)
+    totals = {"empty": 0, "bases": 0}
+
+    def row_blocks():
+        buffer = _RowBuffer(chunk_rows)
+        with progress(f"count {sample}", unit="bp") as bar:
+            for chunk, counts in _counted_chunks(paths, layout, threads, chunk_rows, chunk_bases):
+                records[chunk.file_index] += len(chunk)
+                totals["empty"] += int(np.count_nonzero(chunk.lengths == 0))
+                totals["bases"] += chunk.bases
+                yield from buffer.add(chunk.ids, chunk.lengths, counts)
+                bar.update(chunk.bases)
+                bar.set_postfix_str(f"{sum(records):,} sequences", refresh=False)
+            yield from buffer.flush()
+
+    with StoreWriter(
+        out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
+    ) as writer:
+        _append_all(writer, row_blocks(), background=threads > 1)
+        writer.update_attrs(
+            sources=[source_entry(p, n) for p, n in zip(paths, records)],
+            stage="count",
+            records=sum(records),
+            bases=totals["bases"],
+            empty_records=totals["empty"],
+        )
+    if totals["empty"]:
+        log.warning("%s: %d record(s) without sequence kept with zero counts", out, totals["empty"])
+    log.info("%s: %d records, %d bases, %s", out, sum(records), totals["bases"], layout.describe())
+    return out
+
+
+def _append_all(writer: StoreWriter, blocks, background: bool) -> None:
+    """Append row blocks; in the background, compression overlaps parsing and counting."""
+    if not background:
+        for block in blocks:
+            writer.append(*block)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-write") as pool:
+        in_flight = None
+        for block in blocks:
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = pool.submit(writer.append, *block)
+        if in_flight is not None:
+            in_flight.result()
+
+
+class _RowBuffer:
+    """Regroup rows into appends of whole ``chunk_rows`` multiples (zarr's fast path)."""
+
+    def __init__(self, chunk_rows: int):
+        self.chunk_rows = int(chunk_rows)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n = 0
+
+    def add(self, ids, lengths, counts):
+        self.parts.append((ids, lengths, counts))
+        self.n += len(ids)
+        if self.n < self.chunk_rows:
+            return
+        ids, lengths, counts = (np.concatenate(x) for x in zip(*self.parts))
+        cut = (self.n // self.chunk_rows) * self.chunk_rows
+        self.parts = [(ids[cut:], lengths[cut:], counts[cut:])] if cut < self.n else []
+        self.n -= cut
+        yield ids[:cut], lengths[:cut], counts[:cut]
+
+    def flush(self):
+        if self.parts:
+            yield tuple(np.concatenate(x) for x in zip(*self.parts))
+        self.parts, self.n = [], 0
