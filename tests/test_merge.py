@@ -150,3 +150,13 @@ def test_datasets_keep_their_per_row_samples(two_samples):
     got = read_all(merge_stores([tmp / "d1.zarr", tmp / "extra.zarr"], tmp / "d2.zarr", seed=2))
     assert sorted(set(got["sample"])) == ["aquatic", "refseq", "terrestrial"]
     assert len(got["id"]) == 1240 and len(set(zip(got["sample"], got["id"]))) == 1240
+
+
+def test_freq_stores_merge_bit_exact(tmp_path):
+    a = make_store(tmp_path / "a.zarr", 40, sample="a", matrix="freq", seed=1)
+    b = make_store(tmp_path / "b.zarr", 25, sample="b", matrix="freq", seed=2)
+    got = read_all(merge_stores([tmp_path / "a.zarr", tmp_path / "b.zarr"], tmp_path / "d.zarr"))
+    assert got["store"].matrix_name == "freq" and got["rows"].dtype == np.float32
+    oracle = {k: np.asarray(v[1], dtype=np.float32).tobytes()
+              for k, v in expected_rows([("a", a), ("b", b)]).items()}
+    assert {(s, i): row.tobytes() for s, i, row in zip(got["sample"], got["id"], got["rows"])} == oracle
