@@ -10,7 +10,10 @@ against N(0, I), averaged over the batch. Embedding uses ``z_mean`` only; sampli
 happens in :meth:`KmerVAE.forward` during training.
 
 Layers start like the author's Keras model (Glorot-uniform weights, zero biases,
-BatchNorm momentum 0.99 / epsilon 1e-3 in Keras terms) so results are comparable.
+BatchNorm momentum 0.99 / epsilon 1e-3 in Keras terms) so results are comparable. The
+Linear layers that feed a BatchNorm have no bias: BatchNorm's shift makes it redundant
+(the function class is the same), and Adam would turn its pure rounding-noise gradient
+into steps of the size of the learning rate.
 """
 
 from __future__ import annotations
@@ -52,11 +55,31 @@ def transform_input(matrix: torch.Tensor, layout: Layout, transform: str = "clr"
     return INPUT_TRANSFORMS[transform](x, layout)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks with its gradient (the sum of the ranks' output gradients)."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        import torch.distributed as dist
+
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class BatchNorm(nn.BatchNorm1d):
     """BatchNorm1d that uses the statistics of the *global* batch under torch.distributed.
 
-    ``nn.SyncBatchNorm`` refuses CPU tensors; this one all-reduces sums with the
-    differentiable ``torch.distributed.nn`` collectives, so DDP over gloo on CPU
+    ``nn.SyncBatchNorm`` refuses CPU tensors; this one all-reduces the sums with a
+    differentiable all-reduce, so DDP over gloo on CPU
     normalises exactly like one process on the whole batch (within float rounding).
     Same parameters and buffers as BatchNorm1d, so weights load either way.
     """
@@ -66,12 +89,10 @@ class BatchNorm(nn.BatchNorm1d):
 
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         x32 = x.float()
         n_local = torch.tensor([float(x.shape[0])], device=x.device)
         stats = torch.cat([n_local, x32.sum(0), (x32 * x32).sum(0)])
-        stats = all_reduce(stats)
+        stats = _AllReduceSum.apply(stats)
         n = stats[0]
         mean = stats[1 : 1 + x.shape[1]] / n
         var = (stats[1 + x.shape[1] :] / n - mean * mean).clamp_min(0)
@@ -85,7 +106,8 @@ class BatchNorm(nn.BatchNorm1d):
 
 
 def _block(n_in: int, n_out: int, cfg: dict) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
+    # no bias before BatchNorm: BN's shift replaces it; a bias there only drifts on rounding noise
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not cfg["batchnorm"])]
     if cfg["batchnorm"]:
         layers.append(BatchNorm(n_out, eps=1e-3, momentum=0.01))
     layers.append(nn.LeakyReLU(cfg["leaky_slope"]))
@@ -118,7 +140,8 @@ class KmerVAE(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def transform(self, matrix: torch.Tensor) -> torch.Tensor:
         """Counts or frequencies of the model's groups (in ``input_ks`` order) → model input."""

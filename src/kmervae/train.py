@@ -160,7 +160,7 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
             if world.active:  # every rank must stop together
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             if not finite.item():
-                raise _NonFinite(epoch, b, float(loss))
+                raise _NonFinite(epoch, b, loss.item())
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; weight each rank by its share of the global batch
             (loss * ((hi - lo) * world.world / n)).backward()
@@ -409,7 +409,7 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
     if world.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False)
 
     last_plot = time.monotonic()
     end = t["epochs"] if stop_after_epoch is None else min(t["epochs"], stop_after_epoch)
