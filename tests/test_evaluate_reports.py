@@ -57,8 +57,10 @@ def test_pca_baseline_matches_sklearn_and_brute_force(tmp_path):
     rows = {(row["method"], row["width"]): row for row in r["rows"]}
     assert set(rows) == {("vae", 8), ("pca_clr", 3), ("pca_clr", 10)}
     clr = data["clr"]
+    train = data["split"] == 0  # PCA is fitted on the store's train split, like the VAE
+    assert r["pca_fit"] == {"source": "train", "rows": int(train.sum())}
     for w in (3, 10):
-        coords = PCA(n_components=w, svd_solver="full").fit_transform(clr)
+        coords = PCA(n_components=w, svd_solver="full").fit(clr[train]).transform(clr)
         d = np.linalg.norm(coords[:, None] - coords[None], axis=2)
         np.fill_diagonal(d, np.inf)
         nb = np.argsort(d, axis=1, kind="stable")[:, :5]
@@ -71,8 +73,8 @@ def test_pca_baseline_matches_sklearn_and_brute_force(tmp_path):
     assert rows[("vae", 8)]["spearman"] == s["spearman"] and rows[("vae", 8)]["mse_random"] == s["mse_random"]
     table = (tmp_path / "b" / "baselines.tsv").read_text().splitlines()
     assert table[0].startswith("method\twidth\tspearman") and len(table) == 4
-    with pytest.raises(KmervaeError, match="PCA width 500"):
-        baselines(data["emb"], data["store"], tmp_path / "b2", widths=[500], **kw)
+    too_wide = baselines(data["emb"], data["store"], tmp_path / "b2", widths=[10, 500], **kw)
+    assert too_wide["skipped_widths"] == [500] and [row["width"] for row in too_wide["rows"]] == [8, 10]
 
 
 def write_points(path, xs, ids):

@@ -16,6 +16,7 @@ depend on FAISS' internal order.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ def sidecar_paths(index_path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _faiss():
+    # faiss logs every CPU-variant it tries at INFO; keep the user's log for kmervae
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     import faiss
 
     return faiss

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 SUBCOMMANDS = {
     "spearman": "latent distance vs k-mer MSE of nearest neighbours (Spearman, Pearson, bootstrap CIs)",
     "count-distance": "nearest-neighbour distance histogram, cumulative count fits, pairwise distances",
@@ -103,7 +101,15 @@ def run(args) -> int:
 
         r = count_distance(args.embeddings, args.outdir, sample=args.sample, metric=args.metric, ranges=args.ranges,
                            pairs=args.pairs, **common)
-        print(json.dumps({"sample": r["sample"], "fits": r["fits"], "pairwise": r["pairwise"]}, indent=1))
+        print(f"nearest-neighbour {r['metric']} distance over a sample of {r['sample']}: "
+              f"median {r['nn_distance']['median']:.4g}, mean {r['nn_distance']['mean']:.4g}")
+        for fit in r["fits"]:
+            lo, hi = fit["range"]
+            print(f"  cumulative count fit {lo:g}-{hi:g}: slope {fit['slope']:.4g}, intercept {fit['intercept']:.4g}, "
+                  f"R² {fit['r2']:.3f}")
+        for name in ("euclidean", "cosine"):
+            p = r["pairwise"][name]
+            print(f"  random pairs, {name}: mean {p['mean']:.4g}, sd {p['std']:.4g}, bimodality {p['bimodality']:.3f}")
     elif args.evaluation == "baselines":
         from ..evaluate.baselines import DEFAULT_WIDTHS, baselines, format_table
 

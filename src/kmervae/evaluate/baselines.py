@@ -1,20 +1,23 @@
 """Is the VAE better than linear compression? The spearman protocol on PCA of the CLR input.
 
-PCA is fitted on a seeded sample of the evaluation pool (``fit_sample`` rows, bounded
-memory) once at the largest width; narrower widths take its leading components. The pool
-is projected block by block. The VAE row is computed in the same run on the same pool,
+PCA is fitted like the VAE was trained: on the store's train split when it has one (its
+first ``fit_sample`` rows: ``kmervae merge`` shuffles globally, so they are a random
+sample read in a few sequential chunks), else on a seeded sample of the pool. It is fitted
+once at the largest width; narrower widths take its leading components. A width the fit
+data cannot support (more components than rows or columns) is skipped and listed. The
+pool is projected block by block. The VAE row is computed in the same run on the same pool,
 queries and random pairs, so the rows of baselines.tsv compare like with like.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..embed import Embeddings
-from ..errors import KmervaeError
 from ..store import KmerStore
 from .neighbours import check_pool, clr_rows, kmer_groups, limit_threads, sample_rows, write_json, write_tsv
 from .spearman import DEFAULTS as SPEARMAN_DEFAULTS
@@ -23,20 +26,34 @@ from .spearman import local_distance_protocol, pool_for, public
 DEFAULT_WIDTHS = (32, 128, None)  # None = the latent width
 DEFAULT_FIT_SAMPLE = 20_000
 BLOCK = 8192
+log = logging.getLogger(__name__)
 
 
-def fit_pca(store: KmerStore, store_rows: np.ndarray, ks, width: int, fit_sample: int, seed: int):
-    """sklearn PCA (exact SVD) of the CLR of a seeded sample of ``store_rows``."""
+def pca_fit_rows(store: KmerStore, pool_store_rows: np.ndarray, fit_sample: int, seed: int) -> tuple[str, np.ndarray]:
+    """Store rows to fit PCA on: the first ``fit_sample`` train rows, else a seeded pool sample."""
+    if store.has("split"):
+        train = store.split_index("train")
+        if len(train):
+            return "train", train[: fit_sample or None]
+    return "pool", np.sort(pool_store_rows[sample_rows(np.arange(len(pool_store_rows)), fit_sample, seed)])
+
+
+def fit_pca(store: KmerStore, fit_rows: np.ndarray, ks, widths) -> tuple[object | None, list[int], list[int]]:
+    """sklearn PCA (exact SVD) of the CLR of ``fit_rows`` at the largest feasible width.
+
+    Returns (pca or None, feasible widths, skipped widths).
+    """
     from sklearn.decomposition import PCA
 
-    fit_rows = sample_rows(np.arange(len(store_rows)), fit_sample, seed)
-    x = clr_rows(store, store_rows[fit_rows], ks)
-    if width > min(x.shape):
-        raise KmervaeError(
-            f"{store.path}: PCA width {width} needs at least {width} contigs and k-mer columns "
-            f"(the fit sample has {x.shape[0]} x {x.shape[1]})"
-        )
-    return PCA(n_components=width, svd_solver="full").fit(x)
+    x = clr_rows(store, fit_rows, ks)
+    limit = min(x.shape)
+    feasible = [w for w in widths if w <= limit]
+    skipped = [w for w in widths if w > limit]
+    for w in skipped:
+        log.warning("PCA width %d skipped: the fit data has %d rows x %d columns", w, *x.shape)
+    if not feasible:
+        return None, feasible, skipped
+    return PCA(n_components=max(feasible), svd_solver="full").fit(x), feasible, skipped
 
 
 def project(pca, store: KmerStore, store_rows: np.ndarray, ks) -> np.ndarray:
@@ -73,10 +90,11 @@ def baselines(
         args = (kstore, store_rows, ks, queries, k, metric, bootstrap, seed)
         vae = local_distance_protocol(lambda p: emb.take(pool_rows[p]), *args)
         rows = [{"method": "vae", "width": emb.latent_dim, **public(vae)}]
-        pca = fit_pca(kstore, store_rows, ks, max(widths), fit_sample, seed)
-        coords = project(pca, kstore, store_rows, ks)
-        explained = np.cumsum(pca.explained_variance_ratio_)
-        for w in widths:
+        fit_source, fit_rows = pca_fit_rows(kstore, store_rows, fit_sample, seed)
+        pca, feasible, skipped = fit_pca(kstore, fit_rows, ks, widths)
+        coords = project(pca, kstore, store_rows, ks) if pca is not None else None
+        explained = np.cumsum(pca.explained_variance_ratio_) if pca is not None else None
+        for w in feasible:
             result = local_distance_protocol(lambda p, w=w: coords[p, :w], *args)
             rows.append({"method": "pca_clr", "width": w, "explained_variance": float(explained[w - 1]), **public(result)})
     header = ["method", "width", "spearman", "spearman_ci_lo", "spearman_ci_hi", "pearson", "pearson_ci_lo",
@@ -92,7 +110,8 @@ def baselines(
         "rows": rows,
         "pool": int(len(pool_rows)),
         "split": used,
-        "pca_fit_sample": int(min(fit_sample or len(pool_rows), len(pool_rows))),
+        "pca_fit": {"source": fit_source, "rows": int(len(fit_rows))},
+        "skipped_widths": skipped,
         "kmer_groups": list(ks),
         "embeddings": str(embeddings),
         "store": str(store),

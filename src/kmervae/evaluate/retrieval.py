@@ -17,7 +17,7 @@ import numpy as np
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..store import KmerStore
-from .baselines import DEFAULT_FIT_SAMPLE, fit_pca, project
+from .baselines import DEFAULT_FIT_SAMPLE, fit_pca, pca_fit_rows, project
 from .neighbours import (
     blocks_of,
     check_pool,
@@ -100,9 +100,11 @@ def retrieval(
         groups = kmer_groups(emb, kstore)
         methods.append(("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups)))
         with limit_threads(threads):
-            pca = fit_pca(kstore, store_rows, groups, emb.latent_dim, fit_sample, seed)
+            _, fit_rows = pca_fit_rows(kstore, store_rows, fit_sample, seed)
+            pca, _, _ = fit_pca(kstore, fit_rows, groups, [emb.latent_dim])
+        if pca is not None:
             coords = project(pca, kstore, store_rows, groups)
-        methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
+            methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
         if 4 in kstore.layout.ks:
             methods.append(("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,))))
     table = []
