@@ -14,7 +14,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config unless --configfile names others: each config file describes a whole
+# experiment, so config/paper.yaml is not mixed with the demo's datasets.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

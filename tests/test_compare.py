@@ -16,6 +16,7 @@ import pytest
 from kmervae.cli import main
 from kmervae.compare import (
     best_epoch_mse,
+    collect_baselines,
     compare_runs,
     concat_tables,
     cross_matrix,
@@ -23,7 +24,6 @@ from kmervae.compare import (
     length_sweep,
     matrix_table,
     parse_run,
-    read_baselines,
 )
 from kmervae.errors import KmervaeError
 
@@ -62,15 +62,21 @@ def _fake_sweep(root, rng):
         history.to_csv(root / "models" / run / "history.tsv", sep="\t", index=False)
         histories[run] = history
     baselines = {}
-    for testset in TESTSETS[:2]:
+    # two runs computed baselines on the first test set (one shared row, one of its own each),
+    # one run on the second; the third test set has none
+    for run, testset, widths in [(RUNS[0], TESTSETS[0], [32, 384]), (RUNS[2], TESTSETS[0], [32, 128]),
+                                 (RUNS[1], TESTSETS[1], [32, 384])]:
         table = pd.DataFrame({
-            "method": ["pca", "pca", "raw"], "width": [32, 384, 2772],
-            "spearman": rng.uniform(0.1, 0.9, 3), "spearman_ci95_lo": [0.1, 0.2, 0.3],
-            "spearman_ci95_hi": [0.5, 0.6, 0.7],
+            "method": ["pca"] * len(widths) + ["clr"], "width": widths + [2772],
+            "spearman": rng.uniform(0.1, 0.9, len(widths) + 1), "spearman_ci_lo": [0.1, 0.2, 0.3],
+            "spearman_ci_hi": [0.5, 0.6, 0.7],
         })
-        (root / "reports" / "baselines" / testset).mkdir(parents=True)
-        table.to_csv(root / "reports" / "baselines" / testset / "baselines.tsv", sep="\t", index=False)
-        baselines[testset] = table
+        out = root / "reports" / run / testset / "baselines"
+        out.mkdir(parents=True)
+        table.to_csv(out / "baselines.tsv", sep="\t", index=False)
+        known = baselines.setdefault(testset, {})
+        for row in table.itertuples():
+            known.setdefault((row.method, row.width), row.spearman)
     return truth, histories, baselines
 
 
@@ -119,19 +125,25 @@ def test_best_epoch_mse_prefers_validation_columns(sweep):
         assert list(got) == [6, 5, 1]
         assert got[6] == history.val_mse_6mer[best]
         assert got[5] == history.mse_5mer[best] and got[1] == history.mse_1mer[best]
+    # with the trainer's `best` flags, the last flagged epoch wins even if an earlier loss was lower
+    history = next(iter(histories.values())).copy()
+    history["best"] = [1, 0, 0, 1, 0, 0]
+    assert best_epoch_mse(history)[6] == history.val_mse_6mer[3]
 
 
 def test_grand_comparison_ranks_runs_and_baselines_per_testset(sweep):
     root, truth, _, baselines = sweep
     long = cross_matrix(RUNS, TESTSETS, root / "reports")
-    tables = {t: read_baselines(root / "reports" / "baselines" / t / "baselines.tsv") for t in baselines}
+    tables = collect_baselines(RUNS, TESTSETS, root / "reports")
+    assert sorted(tables) == sorted(baselines)
     grand = grand_comparison(long, tables)
     for testset in TESTSETS:
         part = grand[grand.testset == testset]
         expected = [truth[run, testset][0] for run in RUNS]
-        expected += list(baselines[testset].spearman) if testset in baselines else []
+        expected += list(baselines.get(testset, {}).values())
         assert sorted(part.spearman, reverse=True) == list(part.spearman)
         assert sorted(part.spearman) == sorted(expected)
+    assert set(grand[grand.testset == TESTSETS[0]].method) >= {"pca (32)", "pca (128)", "pca (384)", "clr (2772)"}
     pca = grand[(grand.testset == TESTSETS[0]) & (grand.method == "pca (384)")]
     assert pca.spearman_ci_lo.item() == 0.2 and pca.spearman_ci_hi.item() == 0.6
 

@@ -144,9 +144,11 @@ def read_history(model_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def best_epoch_mse(history: pd.DataFrame) -> dict[int, float]:
-    """Reconstruction MSE per k-mer group at the epoch with the lowest validation loss.
+    """Reconstruction MSE per k-mer group at the epoch whose weights were kept as best.
 
-    Validation columns (``val_mse_6mer``) are preferred over training ones (``mse_6mer``).
+    That is the last epoch flagged in the ``best`` column (the trainer resets the best
+    checkpoint after the beta warm-up), else the lowest validation loss. ``val_``-prefixed
+    columns are preferred where both exist.
     """
     by_k: dict[int, tuple[bool, str]] = {}
     for column in history.columns:
@@ -155,10 +157,14 @@ def best_epoch_mse(history: pd.DataFrame) -> dict[int, float]:
             k, is_val = int(m["k"]), m["prefix"] is not None
             if k not in by_k or (is_val and not by_k[k][0]):
                 by_k[k] = (is_val, column)
-    finite = history[np.isfinite(history.val_loss.to_numpy(dtype=float))]
-    if finite.empty:
-        return {}
-    best = finite.loc[finite.val_loss.astype(float).idxmin()]
+    if "best" in history.columns and history.best.astype(bool).any():
+        # the trainer flags the epochs whose weights became best.safetensors; the last one is kept
+        best = history[history.best.astype(bool)].iloc[-1]
+    else:
+        finite = history[np.isfinite(history.val_loss.to_numpy(dtype=float))]
+        if finite.empty:
+            return {}
+        best = finite.loc[finite.val_loss.astype(float).idxmin()]
     return {k: float(best[column]) for k, (_, column) in sorted(by_k.items(), reverse=True)}
 
 
@@ -182,6 +188,27 @@ def read_baselines(path: str | os.PathLike) -> pd.DataFrame:
     for name, aliases in BASELINE_ALIASES.items():
         found = next((a for a in aliases if a in table.columns), None)
         out[name] = table[found].astype(float) if found else np.nan
+    return out
+
+
+def collect_baselines(
+    runs: list[str], testsets: list[str], reports_dir: str | os.PathLike
+) -> dict[str, pd.DataFrame]:
+    """Baselines per test set from every run that computed them there, one row per (method, width).
+
+    The PCA baselines do not depend on the run, but their default widths follow the run's
+    latent size, so runs of different model variants add rows; duplicates keep the first run's.
+    """
+    out = {}
+    for testset in testsets:
+        tables = [
+            read_baselines(path)
+            for run in runs
+            if (path := Path(reports_dir) / run / testset / "baselines" / "baselines.tsv").exists()
+        ]
+        if tables:
+            merged = pd.concat(tables, ignore_index=True)
+            out[testset] = merged.drop_duplicates(["method", "width"], keep="first").reset_index(drop=True)
     return out
 
 
@@ -328,7 +355,6 @@ def compare_runs(
     models_dir: str | os.PathLike,
     matrix_path: str | os.PathLike,
     figures_dir: str | os.PathLike,
-    baselines_dir: str | os.PathLike | None = None,
     cmap: str = "viridis",
     length_sweep_testsets: str = "own",
 ) -> dict[str, Path]:
@@ -336,8 +362,7 @@ def compare_runs(
 
     ``matrix_path`` is the long TSV (``.../cross_comparison.tsv``); next to it go the wide
     ``*_matrix.tsv`` and the heatmap (``.png``/``.pdf``). Figures go to ``figures_dir``.
-    ``baselines_dir`` holds ``{testset}/baselines.tsv`` (default ``REPORTS/baselines``); test
-    sets without one are compared without baselines.
+    Baselines come from ``REPORTS/{run}/{testset}/baselines/baselines.tsv`` where present.
     """
     if not runs or not testsets:
         raise KmervaeError("compare needs at least one run and one test set")
@@ -345,12 +370,7 @@ def compare_runs(
     base = matrix_path.with_suffix("")
     long = cross_matrix(runs, testsets, reports_dir)
     histories = {run: read_history(Path(models_dir) / run) for run in runs}
-    baselines_dir = Path(baselines_dir) if baselines_dir else Path(reports_dir) / "baselines"
-    baselines = {
-        t: read_baselines(baselines_dir / t / "baselines.tsv")
-        for t in testsets
-        if (baselines_dir / t / "baselines.tsv").exists()
-    }
+    baselines = collect_baselines(runs, testsets, reports_dir)
     grand = grand_comparison(long, baselines)
 
     written = {"matrix": matrix_path, "matrix_wide": base.with_name(base.name + "_matrix.tsv")}

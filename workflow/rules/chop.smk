@@ -12,7 +12,7 @@ rule chop:
     benchmark:
         benchmark_path("chop", "{sample}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -90,25 +90,27 @@ def own_testset(run):
     return testset_name(dataset, threshold)
 
 
+def own_reports(report_name):
+    """Report directories of one kind on each run's own test set."""
+    return [
+        f"results/reports/{run}/{own_testset(run)}/{report_name.replace('-', '_')}"
+        for run in RUNS
+        if report_name != "retrieval" or has_labels(own_testset(run))
+    ]
+
+
 def has_labels(testset):
     return bool(dataset_labels(SimpleNamespace(testset=testset)))
 
 
 def evaluation_targets():
-    """Spearman for every run x test set (the matrix); the other reports on each run's own
-    test set; the baselines once per test set."""
+    """Spearman for every run x test set (the matrix); the other reports on each run's own test set."""
     targets = expand(
         "results/reports/{run}/{testset}/spearman", run=RUNS, testset=TESTSETS
     )
     for report_name in REPORTS:
-        if report_name == "baselines":
-            targets += expand("results/reports/baselines/{testset}", testset=TESTSETS)
-        elif report_name != "spearman":
-            targets += [
-                f"results/reports/{run}/{own_testset(run)}/{report_name.replace('-', '_')}"
-                for run in RUNS
-                if report_name != "retrieval" or has_labels(own_testset(run))
-            ]
+        if report_name != "spearman":
+            targets += own_reports(report_name)
     return targets
 
 
@@ -124,7 +126,11 @@ COMPARE_FIGURES = [
 
 def all_targets():
     return (
-        ["results/reports/cross_comparison.tsv", "results/figures/grand_comparison.tsv"]
+        [
+            "results/reports/cross_comparison.tsv",
+            "results/reports/cross_comparison_matrix.tsv",
+            "results/figures/grand_comparison.tsv",
+        ]
         + COMPARE_FIGURES
         + [f"results/index/{run}/{own_testset(run)}.faiss" for run in RUNS]
         + evaluation_targets()

@@ -7,11 +7,7 @@ rule compare:
             "results/reports/{run}/{testset}/spearman", run=RUNS, testset=TESTSETS
         ),
         models=expand("results/models/{run}", run=RUNS),
-        baselines=(
-            expand("results/reports/baselines/{testset}", testset=TESTSETS)
-            if "baselines" in REPORTS
-            else []
-        ),
+        baselines=own_reports("baselines") if "baselines" in REPORTS else [],
     output:
         matrix=report(
             "results/reports/cross_comparison.tsv",
@@ -72,7 +68,7 @@ rule compare:
     benchmark:
         benchmark_path("compare")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,

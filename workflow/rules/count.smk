@@ -13,7 +13,7 @@ rule count:
     wildcard_constraints:
         sample=alternation(s for s in SAMPLES if not SAMPLES[s].is_legacy),
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 2
     resources:
         mem_mb=2000,
@@ -37,7 +37,7 @@ rule import_legacy:
     wildcard_constraints:
         sample=alternation(s for s in SAMPLES if SAMPLES[s].is_legacy),
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -56,7 +56,7 @@ rule select:
     benchmark:
         benchmark_path("select", "{sample}.min{threshold}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -16,7 +16,7 @@ rule merge:
     benchmark:
         benchmark_path("merge", "{dataset}.min{threshold}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -40,7 +40,7 @@ rule dataset_labels:
     benchmark:
         benchmark_path("dataset_labels", "{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/count.yaml"
     threads: 1
     resources:
         mem_mb=1000,

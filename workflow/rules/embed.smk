@@ -12,7 +12,7 @@ rule embed:
     benchmark:
         benchmark_path("embed", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,

@@ -1,6 +1,6 @@
-# Per run x test set: how well embedding distances keep k-mer distances (Spearman),
-# neighbour counts vs distance, label retrieval and the t-SNE/HDBSCAN map; per test set:
-# the PCA and raw-profile baselines the runs are compared against.
+# Per run x test set: how well embedding distances keep k-mer distances (Spearman, every
+# test set: the cross-comparison matrix); on the run's own test set also neighbour counts
+# vs distance, label retrieval, the t-SNE/HDBSCAN map and the PCA baselines.
 
 
 rule evaluate_spearman:
@@ -21,7 +21,7 @@ rule evaluate_spearman:
     benchmark:
         benchmark_path("evaluate_spearman", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -51,7 +51,7 @@ rule evaluate_count_distance:
     benchmark:
         benchmark_path("evaluate_count_distance", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -82,7 +82,7 @@ rule evaluate_retrieval:
     benchmark:
         benchmark_path("evaluate_retrieval", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -98,6 +98,11 @@ rule evaluate_map:
     input:
         embeddings="results/embeddings/{run}/{testset}.zarr",
         store="results/datasets/{testset}.zarr",
+        labels=lambda wc: (
+            f"results/datasets/{wc.testset}.labels.tsv"
+            if has_labels(wc.testset)
+            else []
+        ),
     output:
         report=report(
             directory("results/reports/{run}/{testset}/map"),
@@ -112,7 +117,7 @@ rule evaluate_map:
     benchmark:
         benchmark_path("evaluate_map", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
@@ -126,21 +131,23 @@ rule evaluate_map:
 
 rule evaluate_baselines:
     input:
+        embeddings="results/embeddings/{run}/{testset}.zarr",
         store="results/datasets/{testset}.zarr",
     output:
         report=report(
-            directory("results/reports/baselines/{testset}"),
+            directory("results/reports/{run}/{testset}/baselines"),
             patterns=["{name}.png"],
             caption="../report/baselines.rst",
-            category="Baselines",
-            labels={"test set": "{testset}", "figure": "{name}"},
+            category="Per run: baselines",
+            subcategory="{run}",
+            labels={"run": "{run}", "test set": "{testset}", "figure": "{name}"},
         ),
     log:
-        log_path("evaluate_baselines", "{testset}"),
+        log_path("evaluate_baselines", "{run}/{testset}"),
     benchmark:
-        benchmark_path("evaluate_baselines", "{testset}")
+        benchmark_path("evaluate_baselines", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,

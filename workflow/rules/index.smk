@@ -11,13 +11,13 @@ rule index:
     benchmark:
         benchmark_path("index", "{run}/{testset}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/evaluate.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     params:
-        metric=config["evaluation"]["metric"],
-        kind=config["evaluation"]["index_kind"],
+        metric=config["index"]["metric"],
+        kind=config["index"]["kind"],
     script:
         "../scripts/index.py"

@@ -18,7 +18,7 @@ rule train:
     benchmark:
         benchmark_path("train", "{run}")
     conda:
-        "../../envs/kmervae.yaml"
+        "../../envs/train.yaml"
     threads: config["training"]["threads"]
     resources:
         mem_mb=16000,

@@ -4,5 +4,6 @@ from wiring import run_kmervae
 
 run_kmervae(
     snakemake,
-    ["embed", "--model", snakemake.input.model, snakemake.input.store, "-o", snakemake.output.embeddings],
+    ["embed", "--model", snakemake.input.model, snakemake.input.store, "-o", snakemake.output.embeddings,
+     "--threads", snakemake.threads],
 )

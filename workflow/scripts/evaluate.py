@@ -3,16 +3,22 @@
 from wiring import run_kmervae
 
 report = snakemake.rule.removeprefix("evaluate_").replace("_", "-")
-settings = snakemake.params.settings
-argv = ["evaluate", report, "--store", snakemake.input.store, "-o", snakemake.output.report,
-        "--seed", snakemake.params.seed, "--threads", snakemake.threads]
-if report != "baselines":
-    argv += ["--embeddings", snakemake.input.embeddings]
-if report == "retrieval":
-    argv += ["--labels", snakemake.input.labels]
-if report in ("spearman", "count-distance", "baselines"):
-    argv += ["--pool", settings["pool"], "--queries", settings["queries"], "--k", settings["k"],
-             "--metric", settings["metric"]]
+s = snakemake.params.settings
+argv = ["evaluate", report, "--embeddings", snakemake.input.embeddings, "-o", snakemake.output.report,
+        "--split", s["split"], "--seed", snakemake.params.seed, "--threads", snakemake.threads]
+if report != "count-distance":
+    argv += ["--store", snakemake.input.store]
 if report in ("spearman", "baselines"):
-    argv += ["--bootstrap", settings["bootstrap"]]
+    argv += ["--pool", s["pool"], "--queries", s["queries"], "--k", s["k"], "--metric", s["metric"],
+             "--bootstrap", s["bootstrap"]]
+elif report == "count-distance":
+    argv += ["--sample", s["sample"], "--metric", s["metric"]]
+elif report == "retrieval":
+    argv += ["--labels", snakemake.input.labels, "--label-column", s["label_column"], "--pool", s["pool"],
+             "--queries", s["retrieval_queries"], "--metric", s["metric"],
+             "--ks", ",".join(str(k) for k in s["retrieval_ks"])]
+elif report == "map":
+    argv += ["--sample", s["sample"], "--metric", s["metric"], "--n-iter", s["map_iterations"]]
+    if snakemake.input.get("labels"):
+        argv += ["--labels", snakemake.input.labels, "--label-column", s["label_column"]]
 run_kmervae(snakemake, argv)

@@ -1,10 +1,16 @@
-"""Rule train: the VAE of one model variant on one dataset; resumes from its checkpoint if present."""
+"""Rule train: the VAE of one model variant on one dataset.
 
-from wiring import run_kmervae, set_options
+With more than one GPU in the job's resources (``gpu: 4`` in the profile) it trains
+data-parallel under torchrun, one process per GPU; otherwise in this process.
+"""
 
-run_kmervae(
-    snakemake,
-    ["train", "--config", snakemake.input.model_config, "--data", snakemake.input.data,
-     "-o", snakemake.output.model, "--device", snakemake.params.device, "--threads", snakemake.threads,
-     *set_options(snakemake.params.overrides)],
-)
+from wiring import run_kmervae, run_kmervae_torchrun, set_options
+
+argv = ["train", "--config", snakemake.input.model_config, "--data", snakemake.input.data,
+        "-o", snakemake.output.model, "--device", snakemake.params.device, "--threads", snakemake.threads,
+        *set_options(snakemake.params.overrides)]
+gpus = int(snakemake.resources.get("gpu", 0) or 0)
+if gpus > 1:
+    run_kmervae_torchrun(snakemake, argv, gpus)
+else:
+    run_kmervae(snakemake, argv)

@@ -41,6 +41,17 @@ def run_kmervae(snakemake, argv: list) -> None:
         sys.exit(status)
 
 
+def run_kmervae_torchrun(snakemake, argv: list, processes: int) -> None:
+    """Run ``kmervae ARGV`` under torchrun with one process per GPU (DDP), logging to the rule's log."""
+    import subprocess
+
+    redirect_to_log(str(snakemake.log[0]))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               "-m", "kmervae", *[str(a) for a in argv]]
+    logging.getLogger("kmervae.workflow").info("rule %s: %s", snakemake.rule, " ".join(command))
+    sys.exit(subprocess.run(command).returncode)
+
+
 def set_options(overrides: dict) -> list[str]:
     """``{"training.epochs": 3}`` -> ``["--set", "training.epochs=3"]`` (sorted, so the command is stable)."""
     out: list[str] = []

@@ -9,11 +9,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--testsets", nargs="+", required=True, metavar="TESTSET",
                         help="test set names DATASET.minTHRESHOLD")
     parser.add_argument("--reports", default="results/reports",
-                        help="holds RUN/TESTSET/spearman/spearman.json (default %(default)s)")
+                        help="holds RUN/TESTSET/spearman/spearman.json and .../baselines/baselines.tsv (default %(default)s)")
     parser.add_argument("--models", default="results/models",
                         help="holds RUN/history.tsv (default %(default)s)")
-    parser.add_argument("--baselines", default=None,
-                        help="holds TESTSET/baselines.tsv (default REPORTS/baselines)")
     parser.add_argument("--matrix", default="results/reports/cross_comparison.tsv",
                         help="the matrix TSV; the wide table and heatmap go next to it (default %(default)s)")
     parser.add_argument("--figures", default="results/figures", help="summary figures (default %(default)s)")
@@ -27,7 +25,7 @@ def run(args) -> int:
 
     written = compare_runs(
         runs=args.runs, testsets=args.testsets, reports_dir=args.reports, models_dir=args.models,
-        matrix_path=args.matrix, figures_dir=args.figures, baselines_dir=args.baselines,
+        matrix_path=args.matrix, figures_dir=args.figures,
         cmap=args.cmap, length_sweep_testsets=args.length_sweep,
     )
     for name, path in written.items():

@@ -1,0 +1,230 @@
+"""The Snakemake workflow: start-up checks, lint and format, the paper's plan, a tiny end-to-end run.
+
+The paper dry run's expected job counts are derived here from the paper config by
+counting (samples x thresholds, runs x test sets, ...), independently of the workflow's
+own plan code. The end-to-end run checks every summary output against the per-cell
+reports it was built from, then that a rerun does nothing and a partial run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from kmervae.errors import KmervaeError
+from kmervae.workflow_config import plan, read_samples, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SCHEMAS = REPO / "workflow" / "schemas"
+
+
+def snakemake(*args, cwd=REPO, check=True, timeout=900):
+    """Run Snakemake from the venv; return the completed process (stdout and stderr together)."""
+    result = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-6000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run as {rule: count}."""
+    table = output[output.index("Job stats:"):]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m[1]] = int(m[2])
+    return counts
+
+
+# --- start-up checks ------------------------------------------------------------------------
+
+
+def load_config(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    config = validate_config(load_config(name), SCHEMAS / "config.schema.yaml")
+    assert config["seed"] == 42 and config["kmers"]["groups"] == "6..1"
+
+
+def test_bad_config_names_the_key():
+    config = load_config("config.yaml")
+    config["thresholds"] = [1000, "2k"]
+    with pytest.raises(KmervaeError, match=r"^config: key 'thresholds\.1': '2k' is not of type 'integer'$"):
+        validate_config(config, SCHEMAS / "config.schema.yaml")
+    config = load_config("config.yaml")
+    config["training"]["epochs"] = 3
+    with pytest.raises(KmervaeError, match=r"key 'training': unknown key \('epochs' was unexpected\)"):
+        validate_config(config, SCHEMAS / "config.schema.yaml")
+
+
+def test_bad_sample_rows_name_the_line_and_sample(tmp_path):
+    table = tmp_path / "samples.tsv"
+    header = "sample\tfasta\tnpy\tids\tgroup\tchop\n"
+    cases = {
+        "a\tx.fa\t\t\taquatic\tmaybe\n": r"line 2 \(sample 'a'\): column 'chop': 'maybe' is not true or false",
+        "a\tx.fa\ty.npy\tids.txt\taquatic\t\n": r"line 2 \(sample 'a'\): give either 'fasta' or both",
+        "a.b\tx.fa\t\t\taquatic\t\n": r"line 2 \(sample 'a.b'\): column 'sample': 'a.b' does not match",
+        "a\tx.fa\t\t\t\t\n": r"line 2 \(sample 'a'\): column '\(top level\)': 'group' is a required property",
+    }
+    for row, message in cases.items():
+        table.write_text(header + row)
+        with pytest.raises(KmervaeError, match=re.escape(str(table)) + ": " + message):
+            read_samples(table, SCHEMAS / "samples.schema.yaml")
+    table.write_text(header + "a\tx.fa\t\t\taq\ttrue\n# a comment\nb\t\tb.npy\tb.txt\tref\t\na\tz.fa\t\t\taq\t\n")
+    with pytest.raises(KmervaeError, match=r"line 5 \(sample 'a'\): sample name 'a' is used twice"):
+        read_samples(table, SCHEMAS / "samples.schema.yaml")
+    table.write_text(header + "a\tx.fa;sub/y.fa\t\t\taq\ttrue\nb\t\tb.npy\tb.txt\tref\t\n")
+    samples = read_samples(table, SCHEMAS / "samples.schema.yaml", data_root="/data")
+    assert samples["a"].fasta == ("/data/x.fa", "/data/sub/y.fa") and samples["a"].chop
+    assert samples["b"].is_legacy and samples["b"].npy == "/data/b.npy" and not samples["b"].chop
+
+
+def test_plan_cross_checks_samples_and_models(tmp_path):
+    config = validate_config(load_config("config.yaml"), SCHEMAS / "config.schema.yaml")
+    samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
+    the_plan = plan(config, samples, REPO / "config" / "models")
+    n_runs = len(config["datasets"]) * len(config["thresholds"]) * len(config["models"])
+    assert len(the_plan.runs) == n_runs and len(set(the_plan.run_names)) == n_runs
+    assert len(the_plan.testsets) == len(config["datasets"]) * len(config["thresholds"])
+    config["datasets"]["ALL"]["samples"].append("marine")
+    with pytest.raises(KmervaeError, match=r"key 'datasets\.ALL\.samples\.2': sample 'marine' is not in"):
+        plan(config, samples, REPO / "config" / "models")
+    config["datasets"]["ALL"]["samples"].pop()
+    config["models"] = ["default", "nosuch"]
+    with pytest.raises(KmervaeError, match=r"key 'models\.1': no model config .*nosuch\.yaml"):
+        plan(config, samples, REPO / "config" / "models")
+
+
+def test_bad_config_stops_snakemake_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("thresholds: [1000, -5]\n")
+    result = snakemake("-n", "--configfile", str(REPO / "config" / "config.yaml"), str(bad), check=False)
+    assert result.returncode != 0
+    assert "kmervae: error: config: key 'thresholds.1': -5 is less than the minimum of 0" in result.stdout
+
+
+# --- lint, format, the paper's plan ----------------------------------------------------------
+
+
+def test_snakemake_lint_is_clean():
+    result = snakemake("--lint", check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout
+
+
+def test_snakefmt_check_is_clean():
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "workflow" / "rules").glob("*.smk")))]
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def _touch_paper_inputs(root: Path) -> dict:
+    """Empty placeholder files where config/paper_samples.tsv expects data: the plan needs paths, not data."""
+    config = validate_config(load_config("paper.yaml"), SCHEMAS / "config.schema.yaml")
+    samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", root)
+    for sample in samples.values():
+        for path in [*sample.fasta, sample.npy, sample.ids]:
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).touch()
+    return config
+
+
+def test_paper_dry_run_plans_every_job(tmp_path):
+    config = _touch_paper_inputs(tmp_path)
+    samples_table = pd.read_csv(REPO / config["samples"], sep="\t", comment="#", dtype=str)
+    legacy = int(samples_table.npy.notna().sum())
+    fasta = len(samples_table) - legacy
+    thresholds = len(config["thresholds"])
+    datasets = len(config["datasets"])
+    used_samples = {s for d in config["datasets"].values() for s in d["samples"]}
+    runs = datasets * thresholds * len(config["models"])
+    testsets = datasets * thresholds
+    # no sample of the paper carries a labels table, so there is no retrieval report
+    expected = {
+        "count": fasta, "import_legacy": legacy, "select": len(used_samples) * thresholds,
+        "merge": datasets * thresholds, "train": runs, "embed": runs * testsets,
+        "evaluate_spearman": runs * testsets, "index": runs, "evaluate_count_distance": runs,
+        "evaluate_baselines": runs, "evaluate_map": runs, "compare": 1, "all": 1,
+    }
+    expected["total"] = sum(expected.values())
+    result = snakemake("-n", "--configfile", str(REPO / "config" / "paper.yaml"),
+                       "--config", f"data_root={tmp_path}", cwd=REPO)
+    assert job_counts(result.stdout) == expected
+    assert expected["train"] == 20 and expected["embed"] == 200
+
+
+# --- the tiny end-to-end run -----------------------------------------------------------------
+
+
+def workdir_for(tmp: Path) -> Path:
+    """A run directory that sees the repository's config and demo data but keeps results apart."""
+    for name in ("config", "resources"):
+        (tmp / name).symlink_to(REPO / name)
+    return tmp
+
+
+def check_results(work: Path, config_name: str = "test.yaml") -> pd.DataFrame:
+    config = validate_config(load_config(config_name), SCHEMAS / "config.schema.yaml")
+    samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
+    the_plan = plan(config, samples, REPO / "config" / "models")
+    matrix = pd.read_csv(work / "results" / "reports" / "cross_comparison.tsv", sep="\t")
+    assert sorted(zip(matrix.run, matrix.testset)) == sorted(
+        (r, t) for r in the_plan.run_names for t in the_plan.testset_names
+    )
+    for row in matrix.itertuples():
+        cell = json.loads((work / "results" / "reports" / row.run / row.testset / "spearman" / "spearman.json").read_text())
+        assert row.spearman == pytest.approx(cell["spearman"], rel=1e-5)
+        assert row.spearman_ci_lo <= row.spearman <= row.spearman_ci_hi or pd.isna(row.spearman_ci_lo)
+    return matrix
+
+
+@pytest.mark.slow
+def test_tiny_workflow_end_to_end_then_noop_then_resume(tmp_path):
+    work = workdir_for(tmp_path)
+    config = ["--configfile", str(REPO / "config" / "test.yaml")]
+    # a partial run (up to training) first, so the full run below resumes from it
+    snakemake("--cores", "2", *config, "--until", "train", cwd=work)
+    trained = sorted(p.name for p in (work / "results" / "models").iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in (work / "results" / "models").rglob("*.safetensors")}
+    full = snakemake("--cores", "2", *config, cwd=work)
+    assert "rule train:" not in full.stdout, "resuming retrained a finished model"
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    matrix = check_results(work)
+    assert set(matrix.run) == {f"{d}.min5000.default" for d in ("ALL", "aquatic")} and len(trained) == 2
+    figures = ["length_sweep", "loss_curves", "lr_curves", "mse_by_kmer", "grand_comparison"]
+    for name in figures:
+        assert (work / "results" / "figures" / f"{name}.png").stat().st_size > 1000
+    # nothing to do on a rerun
+    again = snakemake("--cores", "2", *config, cwd=work)
+    assert "Nothing to be done" in again.stdout
+    # a lost report is rebuilt, with the summary that depends on it, and nothing else
+    shutil.rmtree(work / "results" / "reports" / matrix.run[0] / matrix.testset[0] / "spearman")
+    before = (work / "results" / "reports" / "cross_comparison.tsv").read_bytes()
+    redo = snakemake("--cores", "2", *config, "--dry-run", cwd=work)
+    assert job_counts(redo.stdout) == {"evaluate_spearman": 1, "compare": 1, "all": 1, "total": 3}
+    snakemake("--cores", "2", *config, cwd=work)
+    assert (work / "results" / "reports" / "cross_comparison.tsv").read_bytes() == before
+    # the report holds every figure of the run
+    snakemake(*config, "--report", str(work / "report.html"), cwd=work)
+    html = (work / "report.html").read_text(errors="replace")
+    for name in [*figures, "cross_comparison", "spearman_scatter", "curves"]:
+        assert f"{name}.png" in html, name
