@@ -24,8 +24,8 @@ def read_all(path):
 
 @pytest.fixture
 def two_samples(tmp_path):
-    a = make_store(tmp_path / "aquatic.zarr", 700, sample="aquatic", seed=1)
-    b = make_store(tmp_path / "terrestrial.min1000.zarr", 500, seed=2)  # sample from the file name
+    a = make_store(tmp_path / "aquatic.zarr", 700, sample="aquatic", seed=1, chunk_rows=64, append_rows=100)
+    b = make_store(tmp_path / "terrestrial.min1000.zarr", 500, seed=2, chunk_rows=64, append_rows=100)  # sample from the file name
     return tmp_path, a, b
 
 
@@ -69,9 +69,9 @@ def test_no_sample_is_concentrated_in_validation(tmp_path):
 def test_seed_determines_the_output_and_chunking_does_not(two_samples):
     tmp, _, _ = two_samples
     inputs = [tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"]
-    first = read_all(merge_stores(inputs, tmp / "a.zarr", seed=7, chunk_rows=16))
-    again = read_all(merge_stores(inputs, tmp / "b.zarr", seed=7, chunk_rows=100))
-    other = read_all(merge_stores(inputs, tmp / "c.zarr", seed=8, chunk_rows=16))
+    first = read_all(merge_stores(inputs, tmp / "a.zarr", seed=7, chunk_rows=48))
+    again = read_all(merge_stores(inputs, tmp / "b.zarr", seed=7, chunk_rows=200))
+    other = read_all(merge_stores(inputs, tmp / "c.zarr", seed=8, chunk_rows=48))
     for key in ("id", "sample", "split", "length"):
         np.testing.assert_array_equal(first[key], again[key])
     np.testing.assert_array_equal(first["rows"], again["rows"])
@@ -160,3 +160,14 @@ def test_freq_stores_merge_bit_exact(tmp_path):
     oracle = {k: np.asarray(v[1], dtype=np.float32).tobytes()
               for k, v in expected_rows([("a", a), ("b", b)]).items()}
     assert {(s, i): row.tobytes() for s, i, row in zip(got["sample"], got["id"], got["rows"])} == oracle
+
+
+def test_empty_inputs_and_a_budget_too_small(tmp_path, monkeypatch):
+    make_store(tmp_path / "empty.zarr", 0, sample="e")
+    make_store(tmp_path / "a.zarr", 30, sample="a")
+    got = read_all(merge_stores([tmp_path / "empty.zarr", tmp_path / "a.zarr"], tmp_path / "d.zarr"))
+    assert sorted(got["id"]) == sorted(f"r{i}" for i in range(30)) and np.bincount(got["split"]).tolist() == [27, 3]
+    assert read_all(merge_stores([tmp_path / "empty.zarr"], tmp_path / "e.zarr"))["id"].size == 0
+    monkeypatch.setattr("kmervae.merge.MAX_BUCKETS", 10)
+    with pytest.raises(KmervaeError, match="too small for 30 rows"):
+        merge_stores([tmp_path / "a.zarr"], tmp_path / "f.zarr", memory_budget=1)

@@ -6,7 +6,8 @@ in RAM; an unshuffled concatenation once put a whole source into validation):
 1. Every row gets a destination *bucket*. Bucket sizes are fixed in advance (near-equal,
    each small enough that one bucket fits the memory budget) and rows are dealt to them
    by sequential sampling, so the partition into buckets is uniformly random.
-2. Inputs are streamed once; rows are spilled to one temporary file per bucket.
+2. Inputs are streamed once; rows are spilled to one temporary file per bucket (the
+   matrix compressed with blosc/lz4, so counts take about a tenth of their raw size).
 3. Each bucket is read back into a preallocated block at uniformly permuted positions
    and appended to the output. Uniform partition + uniform order inside each bucket =
    a uniform permutation of all rows, with memory bounded by the bucket size.
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numcodecs import Blosc
 
 from .atomic import temporary_sibling
 from .errors import KmervaeError
@@ -44,6 +46,10 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 ROW_OVERHEAD_BYTES = 256
 #: rows dealt per random draw; fixed so the output does not depend on chunk sizes
 DEAL_BLOCK = 1 << 16
+#: more buckets than this means the memory budget is far too small for the dataset
+MAX_BUCKETS = 10_000
+#: spilled matrix rows are compressed (counts shrink ~10x), so the spill costs little disk
+SPILL_CODEC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
 TRAIN, VALIDATION, TEST = (SPLITS.index(s) for s in ("train", "validation", "test"))
 
 
@@ -175,7 +181,8 @@ class _Spill:
             if self.rows[b]:
                 with open(self.bucket_file(b), "ab") as fh:
                     for ids, lengths, codes, split, matrix in self.rows[b]:
-                        for array in (np.asarray(ids, dtype=str), lengths, codes, split, matrix):
+                        packed = np.frombuffer(SPILL_CODEC.encode(np.ascontiguousarray(matrix)), dtype=np.uint8)
+                        for array in (np.asarray(ids, dtype=str), lengths, codes, split, packed):
                             np.save(fh, array, allow_pickle=False)
                 self.rows[b] = []
             if self.hashes[b]:
@@ -267,6 +274,9 @@ def merge_stores(
 
     row_bytes = first.layout.width * first.matrix_array.dtype.itemsize + ROW_OVERHEAD_BYTES
     bucket_sizes = plan_buckets(n_total, row_bytes, memory_budget)
+    if len(bucket_sizes) > MAX_BUCKETS:
+        need = math.ceil(2 * row_bytes * n_total / MAX_BUCKETS / 2**20)
+        raise KmervaeError(f"a memory budget of {memory_budget / 2**20:.1f} MiB is too small for {n_total} rows; allow at least {need} MiB")
     split_rng, bucket_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     split_dealer = ExactDealer([n_train, n_validation, n_test], split_rng)
     bucket_dealer = ExactDealer(bucket_sizes, bucket_rng)
@@ -275,7 +285,8 @@ def merge_stores(
     spill_dir = temporary_sibling(Path(out))
     spill_dir.mkdir(parents=True)
     try:
-        spill = _Spill(spill_dir, len(bucket_sizes), flush_bytes=max(1, memory_budget // 2))
+        # a spilled block stays under blosc's 2 GB buffer limit
+        spill = _Spill(spill_dir, len(bucket_sizes), flush_bytes=max(1, min(memory_budget // 2, 1 << 30)))
         with progress("merge: spill to buckets", total=n_total, unit="rows") as bar:
             for item in inputs:
                 for start, stop in item.store.chunks(step):
@@ -356,7 +367,8 @@ def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng
     split = np.empty(size, dtype=np.int8)
     matrix = np.empty((size, like.layout.width), dtype=like.matrix_array.dtype)
     filled = 0
-    for block_ids, block_lengths, block_codes, block_split, block_matrix in spill.blocks(spill.bucket_file(b), 5):
+    for block_ids, block_lengths, block_codes, block_split, packed in spill.blocks(spill.bucket_file(b), 5):
+        block_matrix = np.frombuffer(SPILL_CODEC.decode(packed), dtype=matrix.dtype).reshape(len(block_ids), -1)
         dest = position[filled : filled + len(block_ids)]
         ids[dest], lengths[dest], codes[dest] = block_ids, block_lengths, block_codes
         split[dest], matrix[dest] = block_split, block_matrix
