@@ -46,15 +46,21 @@ def timed(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one kmervae process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kmervae", *argv], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "kmervae", *argv],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return seconds, max(peak, before) / 1024
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=20_000, help="rows per input store (3 inputs)")
     parser.add_argument("--memory-mb", type=int, nargs="+", default=[64, 256], help="merge budgets to try")
     parser.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
@@ -77,13 +83,18 @@ def main() -> None:
             rows.append((f"merge, budget {budget} MiB", 3 * args.rows, 3 * args.rows, buckets, seconds, peak))
             shutil.rmtree(out)
         load = os.getloadavg()
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; inputs: 3 x {args.rows:,} rows x 2772 uint32 "
-              f"({gib:.2f} GiB uncompressed)\n")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; inputs: 3 x {args.rows:,} rows x 2772 uint32 "
+            f"({gib:.2f} GiB uncompressed)\n"
+        )
         print("| stage | rows in | rows out | buckets | seconds | rows/s | peak RSS MiB |")
         print("|---|---|---|---|---|---|---|")
         for name, n_in, n_out, buckets, seconds, peak in rows:
-            print(f"| {name} | {n_in:,} | {n_out:,} | {buckets} | {seconds:.1f} | {n_in / seconds:,.0f} | {peak:,.0f} |")
+            print(
+                f"| {name} | {n_in:,} | {n_out:,} | {buckets} | {seconds:.1f} "
+                f"| {n_in / seconds:,.0f} | {peak:,.0f} |"
+            )
     finally:
         if not args.dir:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -10,8 +10,19 @@ from kmervae.store import StoreWriter
 SMALL = Layout.parse("2..1")
 
 
-def make_store(path, n, *, sample=None, prefix="r", seed=0, chunk_rows=16, layout=SMALL, matrix="counts",
-               extra_arrays=None, append_rows=13):
+def make_store(
+    path,
+    n,
+    *,
+    sample=None,
+    prefix="r",
+    seed=0,
+    chunk_rows=16,
+    layout=SMALL,
+    matrix="counts",
+    extra_arrays=None,
+    append_rows=13,
+):
     """Write a store of ``n`` random rows (IDs ``prefix0..``) in uneven appends; return its arrays."""
     rng = np.random.default_rng(seed)
     ids = np.array([f"{prefix}{i}" for i in range(n)])
@@ -22,7 +33,9 @@ def make_store(path, n, *, sample=None, prefix="r", seed=0, chunk_rows=16, layou
         rows = rng.random((n, layout.width), dtype=np.float32)
     extra_arrays = extra_arrays or {}
     attrs = {"sample": sample} if sample else {}
-    with StoreWriter(path, layout, matrix, chunk_rows=chunk_rows, attrs=attrs, extra=tuple(extra_arrays)) as w:
+    with StoreWriter(
+        path, layout, matrix, chunk_rows=chunk_rows, attrs=attrs, extra=tuple(extra_arrays)
+    ) as w:
         for a in range(0, n, append_rows):
             b = min(a + append_rows, n)
             w.append(ids[a:b], lengths[a:b], rows[a:b], **{k: v[a:b] for k, v in extra_arrays.items()})

@@ -16,8 +16,10 @@ def random_sequence(rng, n):
 
 
 def write_fasta(path, records):
-    text = "".join(f">{header}\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n"
-                   for header, seq in records)
+    text = "".join(
+        f">{header}\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n"
+        for header, seq in records
+    )
     if str(path).endswith(".gz"):
         with gzip.open(path, "wt") as fh:
             fh.write(text)
@@ -48,17 +50,29 @@ def genomes(tmp_path):
         "tiny": random_sequence(rng, 700),
         "vir": random_sequence(rng, 30_000),
     }
-    write_fasta(tmp_path / "bugA.fna.gz", [("chr1 Bug A chromosome", records["chr1"]),
-                                           ("p1 Bug A plasmid pA1, complete sequence", records["p1"]),
-                                           ("tiny something short", records["tiny"])])
+    write_fasta(
+        tmp_path / "bugA.fna.gz",
+        [
+            ("chr1 Bug A chromosome", records["chr1"]),
+            ("p1 Bug A plasmid pA1, complete sequence", records["p1"]),
+            ("tiny something short", records["tiny"]),
+        ],
+    )
     write_fasta(tmp_path / "phiX.fa", [("vir Enterobacteria phage X", records["vir"])])
     return tmp_path, records
 
 
 def test_fragments_tile_records_and_labels_match(genomes):
     tmp, records = genomes
-    chop_genomes([tmp / "bugA.fna.gz", tmp / "phiX.fa"], tmp / "frag.fa.gz", tmp / "labels.tsv",
-                 seed=5, min_length=1000, max_length=8000, median=3000)
+    chop_genomes(
+        [tmp / "bugA.fna.gz", tmp / "phiX.fa"],
+        tmp / "frag.fa.gz",
+        tmp / "labels.tsv",
+        seed=5,
+        min_length=1000,
+        max_length=8000,
+        median=3000,
+    )
     fragments = read_fasta(tmp / "frag.fa.gz")
     labels = pd.read_csv(tmp / "labels.tsv", sep="\t")
     assert tuple(labels.columns) == LABEL_COLUMNS
@@ -66,7 +80,9 @@ def test_fragments_tile_records_and_labels_match(genomes):
     for row in labels.itertuples():
         source = records[row.record]
         assert fragments[row.contig_id] == source[row.start - 1 : row.end]  # oracle: plain slicing
-        assert row.contig_id == f"{row.record}_{row.start}-{row.end}" and row.length == row.end - row.start + 1
+        assert (
+            row.contig_id == f"{row.record}_{row.start}-{row.end}" and row.length == row.end - row.start + 1
+        )
         assert 1000 <= row.length <= 8000
     for record, group in labels.groupby("record", sort=False):
         # contiguous from the first base; what is left over is shorter than the minimum
@@ -99,8 +115,14 @@ def test_length_distributions(tmp_path):
     lengths = pd.read_csv(tmp_path / "ln.tsv", sep="\t").length.to_numpy()
     assert 250 < len(lengths) and abs(np.median(lengths) / 4000 - 1) < 0.2  # clipping keeps the median
     assert lengths.min() >= 1000 and lengths.max() <= 50_000 and np.mean(lengths == 1000) > 0.03
-    chop_genomes([tmp_path / "big.fa"], tmp_path / "lu.fa", tmp_path / "lu.tsv", distribution="loguniform",
-                 min_length=1000, max_length=20_000)
+    chop_genomes(
+        [tmp_path / "big.fa"],
+        tmp_path / "lu.fa",
+        tmp_path / "lu.tsv",
+        distribution="loguniform",
+        min_length=1000,
+        max_length=20_000,
+    )
     logs = np.log(pd.read_csv(tmp_path / "lu.tsv", sep="\t").length.to_numpy())
     assert abs(np.mean(logs) - (np.log(1000) + np.log(20_000)) / 2) < 0.15
 
@@ -108,8 +130,20 @@ def test_length_distributions(tmp_path):
 def test_names_types_and_errors(genomes, capsys):
     tmp, _ = genomes
     assert genome_name_of("x/Ecoli_K12.fasta.gz") == "Ecoli_K12"
-    code = main(["chop", str(tmp / "bugA.fna.gz"), "-o", str(tmp / "o.fa"), "--labels", str(tmp / "o.tsv"),
-                 "--genome-names", "A", "--replicon-type", "chr1=phage"])
+    code = main(
+        [
+            "chop",
+            str(tmp / "bugA.fna.gz"),
+            "-o",
+            str(tmp / "o.fa"),
+            "--labels",
+            str(tmp / "o.tsv"),
+            "--genome-names",
+            "A",
+            "--replicon-type",
+            "chr1=phage",
+        ]
+    )
     assert code == 0 and "fragments" in capsys.readouterr().out
     labels = pd.read_csv(tmp / "o.tsv", sep="\t")
     assert set(labels.genome) == {"A"}
@@ -117,15 +151,33 @@ def test_names_types_and_errors(genomes, capsys):
     with pytest.raises(KmervaeError, match="replicon types"):
         chop_genomes([tmp / "phiX.fa"], tmp / "x.fa", tmp / "x.tsv", replicon_types={"vir": "virus"})
     assert not (tmp / "x.fa").exists() and not (tmp / "x.tsv").exists()
-    assert main(["chop", str(tmp / "phiX.fa"), str(tmp / "phiX.fa"), "-o", str(tmp / "y.fa"),
-                 "--labels", str(tmp / "y.tsv")]) == 2  # duplicate record IDs
+    assert (
+        main(
+            [
+                "chop",
+                str(tmp / "phiX.fa"),
+                str(tmp / "phiX.fa"),
+                "-o",
+                str(tmp / "y.fa"),
+                "--labels",
+                str(tmp / "y.tsv"),
+            ]
+        )
+        == 2
+    )  # duplicate record IDs
     assert not (tmp / "y.fa").exists()
 
 
 def test_demo_genomes_chop_with_their_replicon_types(demo_dir, tmp_path):
-    chop_genomes([demo_dir / "lambda.fa.gz", demo_dir / "kutzneria_sp744_scaffold.fa.gz"], tmp_path / "f.fa",
-                 tmp_path / "l.tsv", seed=42)
+    chop_genomes(
+        [demo_dir / "lambda.fa.gz", demo_dir / "kutzneria_sp744_scaffold.fa.gz"],
+        tmp_path / "f.fa",
+        tmp_path / "l.tsv",
+        seed=42,
+    )
     labels = pd.read_csv(tmp_path / "l.tsv", sep="\t")
     assert labels.groupby("genome").replicon_type.first().to_dict() == {
-        "lambda": "phage", "kutzneria_sp744_scaffold": "chromosome"}
+        "lambda": "phage",
+        "kutzneria_sp744_scaffold": "chromosome",
+    }
     assert labels[labels.genome == "lambda"].length.sum() > 48502 - 1000

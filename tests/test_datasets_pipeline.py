@@ -40,13 +40,23 @@ def test_demo_pipeline_keeps_every_fragment_with_its_composition(demo_dir, tmp_p
     samples = {"phage": ["lambda.fa.gz"], "highgc": ["kutzneria_sp744_scaffold.fa.gz"]}
     oracle = {}
     for sample, files in samples.items():
-        chop_genomes([demo_dir / f for f in files], tmp_path / f"{sample}.fa.gz", tmp_path / f"{sample}.tsv",
-                     seed=1, median=2500, max_length=8000)
+        chop_genomes(
+            [demo_dir / f for f in files],
+            tmp_path / f"{sample}.fa.gz",
+            tmp_path / f"{sample}.tsv",
+            seed=1,
+            median=2500,
+            max_length=8000,
+        )
         count_fasta([tmp_path / f"{sample}.fa.gz"], tmp_path / f"{sample}.zarr", layout=layout, chunk_rows=4)
         select_min_length(tmp_path / f"{sample}.zarr", tmp_path / f"{sample}.min2000.zarr", 2000)
         oracle.update({(sample, k): v for k, v in fasta_gc(tmp_path / f"{sample}.fa.gz").items()})
-    merged = merge_stores([tmp_path / "phage.min2000.zarr", tmp_path / "highgc.min2000.zarr"], tmp_path / "d.zarr",
-                          fractions=(0.5, 0.5), seed=3)
+    merged = merge_stores(
+        [tmp_path / "phage.min2000.zarr", tmp_path / "highgc.min2000.zarr"],
+        tmp_path / "d.zarr",
+        fractions=(0.5, 0.5),
+        seed=3,
+    )
     d = KmerStore(merged)
     keys = list(zip(np.asarray(d.array("sample")[:], dtype=object).astype(str), d.ids()))
     expected = {key for key, (_, length) in oracle.items() if length >= 2000}

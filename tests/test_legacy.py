@@ -31,7 +31,9 @@ def test_counts_export_then_round_trip_is_bit_identical(tmp_path):
     legacy = np.load(npy)
     assert legacy.dtype == np.float32 and legacy.shape == (45, 2773)
     np.testing.assert_array_equal(legacy[:, 0], data["length"])
-    np.testing.assert_allclose(legacy[:, 1:], group_frequencies_oracle(data["rows"], layout), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        legacy[:, 1:], group_frequencies_oracle(data["rows"], layout), rtol=1e-6, atol=1e-9
+    )
     assert ids.read_text().splitlines() == list(data["id"])
 
     store = import_legacy(npy, ids, tmp_path / "imported.zarr", layout, chunk_rows=7)
@@ -51,12 +53,37 @@ def test_import_keeps_arbitrary_float32_values_exactly(tmp_path):
     legacy[:, 0] = rng.integers(1000, 10**6, size=30)
     np.save(tmp_path / "x.npy", legacy)
     (tmp_path / "x.txt").write_text("".join(f"contig {i}\n" for i in range(30)))  # IDs may hold spaces
-    assert main(["import-legacy", str(tmp_path / "x.npy"), str(tmp_path / "x.txt"), "-o", str(tmp_path / "x.zarr"),
-                 "--groups", "3..1", "--sample", "sfe"]) == 0
+    assert (
+        main(
+            [
+                "import-legacy",
+                str(tmp_path / "x.npy"),
+                str(tmp_path / "x.txt"),
+                "-o",
+                str(tmp_path / "x.zarr"),
+                "--groups",
+                "3..1",
+                "--sample",
+                "sfe",
+            ]
+        )
+        == 0
+    )
     s = KmerStore(tmp_path / "x.zarr")
     assert s.attrs["sample"] == "sfe" and s.ids()[29] == "contig 29"
-    assert main(["export-legacy", str(tmp_path / "x.zarr"), "-o", str(tmp_path / "y.npy"),
-                 "--ids", str(tmp_path / "y.txt")]) == 0
+    assert (
+        main(
+            [
+                "export-legacy",
+                str(tmp_path / "x.zarr"),
+                "-o",
+                str(tmp_path / "y.npy"),
+                "--ids",
+                str(tmp_path / "y.txt"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "y.npy").tobytes() == legacy.tobytes()
     assert (tmp_path / "y.txt").read_text() == (tmp_path / "x.txt").read_text()
 

@@ -25,7 +25,9 @@ def read_all(path):
 @pytest.fixture
 def two_samples(tmp_path):
     a = make_store(tmp_path / "aquatic.zarr", 700, sample="aquatic", seed=1, chunk_rows=64, append_rows=100)
-    b = make_store(tmp_path / "terrestrial.min1000.zarr", 500, seed=2, chunk_rows=64, append_rows=100)  # sample from the file name
+    b = make_store(
+        tmp_path / "terrestrial.min1000.zarr", 500, seed=2, chunk_rows=64, append_rows=100
+    )  # sample from the file name
     return tmp_path, a, b
 
 
@@ -40,12 +42,19 @@ def expected_rows(inputs):
 
 def test_merge_preserves_every_row_and_splits_exactly(two_samples):
     tmp, a, b = two_samples
-    out = merge_stores([tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"], tmp / "d.zarr", seed=3,
-                       fractions=(0.8, 0.15, 0.05), chunk_rows=32)
+    out = merge_stores(
+        [tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"],
+        tmp / "d.zarr",
+        seed=3,
+        fractions=(0.8, 0.15, 0.05),
+        chunk_rows=32,
+    )
     got = read_all(out)
     oracle = expected_rows([("aquatic", a), ("terrestrial", b)])
-    merged = {(s, i): (length, tuple(row)) for s, i, length, row in
-              zip(got["sample"], got["id"], got["length"], got["rows"])}
+    merged = {
+        (s, i): (length, tuple(row))
+        for s, i, length, row in zip(got["sample"], got["id"], got["length"], got["rows"])
+    }
     assert len(got["id"]) == 1200 and merged == oracle  # same multiset: no loss, no duplicate
     sizes = np.bincount(got["split"], minlength=3)
     assert tuple(sizes) == (1200 - 180 - 60, 180, 60) == split_sizes(1200, (0.8, 0.15, 0.05))
@@ -59,8 +68,9 @@ def test_merge_preserves_every_row_and_splits_exactly(two_samples):
 def test_no_sample_is_concentrated_in_validation(tmp_path):
     make_store(tmp_path / "x.zarr", 2000, sample="x", seed=1, chunk_rows=512, append_rows=500)
     make_store(tmp_path / "y.zarr", 2000, sample="y", seed=2, chunk_rows=512, append_rows=500)
-    got = read_all(merge_stores([tmp_path / "x.zarr", tmp_path / "y.zarr"], tmp_path / "d.zarr",
-                                fractions=(0.8, 0.2)))
+    got = read_all(
+        merge_stores([tmp_path / "x.zarr", tmp_path / "y.zarr"], tmp_path / "d.zarr", fractions=(0.8, 0.2))
+    )
     for sample in ("x", "y"):
         share = np.mean(got["split"][got["sample"] == sample] == 1)
         assert abs(share - 0.2) < 0.04  # 4 binomial standard deviations
@@ -84,8 +94,9 @@ def test_small_memory_budget_uses_bounded_buckets(two_samples):
     layout = Layout.parse("2..1")
     row_bytes = layout.width * 4 + 256
     budget = 100 * 2 * row_bytes  # 100 rows per bucket -> 12 buckets for 1200 rows
-    out = merge_stores([tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"], tmp / "d.zarr",
-                       memory_budget=budget)
+    out = merge_stores(
+        [tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"], tmp / "d.zarr", memory_budget=budget
+    )
     got = read_all(out)
     shuffle = got["store"].attrs["provenance"]["shuffle"]
     assert shuffle["buckets"] == 12 and shuffle["max_bucket_rows"] * 2 * row_bytes <= budget
@@ -112,8 +123,13 @@ def test_dealer_hands_out_exact_totals_in_random_order():
 
 def test_held_out_samples_form_the_test_split(two_samples):
     tmp, _, _ = two_samples
-    got = read_all(merge_stores([tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"], tmp / "d.zarr",
-                                test_samples=["terrestrial"]))
+    got = read_all(
+        merge_stores(
+            [tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"],
+            tmp / "d.zarr",
+            test_samples=["terrestrial"],
+        )
+    )
     assert np.all(got["split"][got["sample"] == "terrestrial"] == 2)
     aquatic = got["split"][got["sample"] == "aquatic"]
     assert np.bincount(aquatic, minlength=3).tolist() == [630, 70, 0]
@@ -127,8 +143,11 @@ def test_duplicate_ids_need_distinct_samples(tmp_path):
     with pytest.raises(KmervaeError, match=r"two\.zarr: record 1 \(r0\) of sample s duplicates record 1"):
         merge_stores([tmp_path / "one.zarr", tmp_path / "two.zarr"], tmp_path / "d.zarr")
     assert not (tmp_path / "d.zarr").exists()
-    got = read_all(merge_stores([tmp_path / "one.zarr", tmp_path / "two.zarr"], tmp_path / "d.zarr",
-                                samples=["s1", "s2"]))
+    got = read_all(
+        merge_stores(
+            [tmp_path / "one.zarr", tmp_path / "two.zarr"], tmp_path / "d.zarr", samples=["s1", "s2"]
+        )
+    )
     assert len(set(zip(got["sample"], got["id"]))) == 80
 
 
@@ -157,8 +176,10 @@ def test_freq_stores_merge_bit_exact(tmp_path):
     b = make_store(tmp_path / "b.zarr", 25, sample="b", matrix="freq", seed=2)
     got = read_all(merge_stores([tmp_path / "a.zarr", tmp_path / "b.zarr"], tmp_path / "d.zarr"))
     assert got["store"].matrix_name == "freq" and got["rows"].dtype == np.float32
-    oracle = {k: np.asarray(v[1], dtype=np.float32).tobytes()
-              for k, v in expected_rows([("a", a), ("b", b)]).items()}
+    oracle = {
+        k: np.asarray(v[1], dtype=np.float32).tobytes()
+        for k, v in expected_rows([("a", a), ("b", b)]).items()
+    }
     assert {(s, i): row.tobytes() for s, i, row in zip(got["sample"], got["id"], got["rows"])} == oracle
 
 
@@ -166,7 +187,10 @@ def test_empty_inputs_and_a_budget_too_small(tmp_path, monkeypatch):
     make_store(tmp_path / "empty.zarr", 0, sample="e")
     make_store(tmp_path / "a.zarr", 30, sample="a")
     got = read_all(merge_stores([tmp_path / "empty.zarr", tmp_path / "a.zarr"], tmp_path / "d.zarr"))
-    assert sorted(got["id"]) == sorted(f"r{i}" for i in range(30)) and np.bincount(got["split"]).tolist() == [27, 3]
+    assert sorted(got["id"]) == sorted(f"r{i}" for i in range(30)) and np.bincount(got["split"]).tolist() == [
+        27,
+        3,
+    ]
     assert read_all(merge_stores([tmp_path / "empty.zarr"], tmp_path / "e.zarr"))["id"].size == 0
     monkeypatch.setattr("kmervae.merge.MAX_BUCKETS", 10)
     with pytest.raises(KmervaeError, match="too small for 30 rows"):

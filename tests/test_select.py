@@ -32,14 +32,22 @@ def test_select_twice_keeps_the_larger_threshold_and_dataset_arrays(tmp_path):
     keep = data["length"] >= 5000
     s = KmerStore(out)
     assert s.attrs["provenance"]["min_length"] == 5000
-    np.testing.assert_array_equal(np.asarray(s.array("sample")[:], dtype=object).astype(str), extra["sample"][keep])
+    np.testing.assert_array_equal(
+        np.asarray(s.array("sample")[:], dtype=object).astype(str), extra["sample"][keep]
+    )
     np.testing.assert_array_equal(s.array("split")[:], extra["split"][keep])
 
 
 def test_select_nothing_left_and_cli(tmp_path, capsys):
     make_store(tmp_path / "s.zarr", 20)
-    assert main(["select", str(tmp_path / "s.zarr"), "--min-length", "100000", "-o", str(tmp_path / "e.zarr")]) == 0
+    assert (
+        main(["select", str(tmp_path / "s.zarr"), "--min-length", "100000", "-o", str(tmp_path / "e.zarr")])
+        == 0
+    )
     assert KmerStore(tmp_path / "e.zarr").n == 0 and "kept 0 of 20" in capsys.readouterr().out
     with pytest.raises(KmervaeError, match="overwrite"):
         select_min_length(tmp_path / "s.zarr", tmp_path / "s.zarr", 10)
-    assert main(["select", str(tmp_path / "missing.zarr"), "--min-length", "1", "-o", str(tmp_path / "x.zarr")]) == 2
+    assert (
+        main(["select", str(tmp_path / "missing.zarr"), "--min-length", "1", "-o", str(tmp_path / "x.zarr")])
+        == 2
+    )

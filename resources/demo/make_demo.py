@@ -20,19 +20,45 @@ SLICE_BP = 1_500_000
 
 #: output file, organism, sample, {source record id: (new id, replicon type, keep bp or None for whole)}
 PLAN = [
-    ("ecoli_mg1655.fa.gz", "Escherichia coli K-12 MG1655", "terrestrial",
-     {"K-12-MG1655": ("K-12-MG1655", "chromosome", SLICE_BP)}),
-    ("saureus_col.fa.gz", "Staphylococcus aureus COL", "terrestrial",
-     {"gi|57650036|ref|NC_002951.2|": ("NC_002951.2", "chromosome", SLICE_BP)}),
-    ("kpneumoniae_hs11286.fa.gz", "Klebsiella pneumoniae HS11286", "aquatic",
-     {"CP003200.1": ("CP003200.1", "chromosome", SLICE_BP),
-      **{f"CP0032{n}.1": (f"CP0032{n}.1", "plasmid", None) for n in range(23, 29)}}),
-    ("cdiphtheriae_nctc11397.fa.gz", "Corynebacterium diphtheriae NCTC11397", "aquatic",
-     {"NZ_LN831026.1": ("NZ_LN831026.1", "chromosome", SLICE_BP)}),
-    ("lambda.fa.gz", "Enterobacteria phage lambda", "aquatic",
-     {"gi|9626243|ref|NC_001416.1|": ("NC_001416.1", "phage", None)}),
-    ("kutzneria_sp744_scaffold.fa.gz", "Kutzneria sp. 744", "aquatic",
-     {"KK037166.1": ("KK037166.1", "chromosome", None)}),
+    (
+        "ecoli_mg1655.fa.gz",
+        "Escherichia coli K-12 MG1655",
+        "terrestrial",
+        {"K-12-MG1655": ("K-12-MG1655", "chromosome", SLICE_BP)},
+    ),
+    (
+        "saureus_col.fa.gz",
+        "Staphylococcus aureus COL",
+        "terrestrial",
+        {"gi|57650036|ref|NC_002951.2|": ("NC_002951.2", "chromosome", SLICE_BP)},
+    ),
+    (
+        "kpneumoniae_hs11286.fa.gz",
+        "Klebsiella pneumoniae HS11286",
+        "aquatic",
+        {
+            "CP003200.1": ("CP003200.1", "chromosome", SLICE_BP),
+            **{f"CP0032{n}.1": (f"CP0032{n}.1", "plasmid", None) for n in range(23, 29)},
+        },
+    ),
+    (
+        "cdiphtheriae_nctc11397.fa.gz",
+        "Corynebacterium diphtheriae NCTC11397",
+        "aquatic",
+        {"NZ_LN831026.1": ("NZ_LN831026.1", "chromosome", SLICE_BP)},
+    ),
+    (
+        "lambda.fa.gz",
+        "Enterobacteria phage lambda",
+        "aquatic",
+        {"gi|9626243|ref|NC_001416.1|": ("NC_001416.1", "phage", None)},
+    ),
+    (
+        "kutzneria_sp744_scaffold.fa.gz",
+        "Kutzneria sp. 744",
+        "aquatic",
+        {"KK037166.1": ("KK037166.1", "chromosome", None)},
+    ),
 ]
 
 
@@ -52,7 +78,9 @@ def read_records(path: Path):
 
 
 def main(source_dir: str) -> None:
-    rows = ["file\tsample\torganism\trecord_id\tsource_header\treplicon_type\tslice\tbp\tsource_bp\tgc_percent"]
+    rows = [
+        "file\tsample\torganism\trecord_id\tsource_header\treplicon_type\tslice\tbp\tsource_bp\tgc_percent"
+    ]
     for name, organism, sample, records in PLAN:
         out = []
         for header, seq in read_records(Path(source_dir) / name):
@@ -63,13 +91,30 @@ def main(source_dir: str) -> None:
             where = "whole" if keep is None or keep >= len(seq) else f"1-{len(piece)}"
             note = "" if where == "whole" else f" [bases {where} of {len(seq)}]"
             desc = description or organism
-            out.append(f">{new_id} {desc}{note}\n" + "".join(
-                piece[i : i + 80] + "\n" for i in range(0, len(piece), 80)))
-            rows.append("\t".join([name, sample, organism, new_id, header, replicon, where,
-                                   str(len(piece)), str(len(seq)), f"{100 * gc:.2f}"]))
-        with open(HERE / name, "wb") as raw, gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0
-        ) as gz:
+            out.append(
+                f">{new_id} {desc}{note}\n"
+                + "".join(piece[i : i + 80] + "\n" for i in range(0, len(piece), 80))
+            )
+            rows.append(
+                "\t".join(
+                    [
+                        name,
+                        sample,
+                        organism,
+                        new_id,
+                        header,
+                        replicon,
+                        where,
+                        str(len(piece)),
+                        str(len(seq)),
+                        f"{100 * gc:.2f}",
+                    ]
+                )
+            )
+        with (
+            open(HERE / name, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+        ):
             gz.write("".join(out).encode())
     (HERE / "provenance.tsv").write_text("\n".join(rows) + "\n")
 

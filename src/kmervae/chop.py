@@ -54,7 +54,12 @@ def replicon_type_of(description: str) -> str:
 
 
 def fragment_lengths(
-    rng: np.random.Generator, distribution: str, min_length: int, max_length: int, median: float, sigma: float,
+    rng: np.random.Generator,
+    distribution: str,
+    min_length: int,
+    max_length: int,
+    median: float,
+    sigma: float,
     batch: int = 64,
 ) -> Iterator[int]:
     """An endless stream of fragment lengths, clipped to [min_length, max_length]."""
@@ -96,11 +101,30 @@ def _names_for(fastas: list[Path], genome_names) -> list[str]:
         return [genome_name_of(p) for p in fastas]
     if isinstance(genome_names, Mapping):
         lookup = {str(k): str(v) for k, v in genome_names.items()}
-        return [lookup.get(str(p), lookup.get(p.name, lookup.get(genome_name_of(p), genome_name_of(p)))) for p in fastas]
+        return [
+            lookup.get(str(p), lookup.get(p.name, lookup.get(genome_name_of(p), genome_name_of(p))))
+            for p in fastas
+        ]
     names = [str(n) for n in genome_names]
     if len(names) != len(fastas):
         raise KmervaeError(f"{len(names)} genome names given for {len(fastas)} FASTA files")
     return names
+
+
+def _write_fragment(
+    fasta, labels, sequence: bytes, record_id, genome, replicon, start: int, end: int
+) -> None:
+    """One fragment (0-based [start, end) of ``sequence``) as a FASTA record and a labels row."""
+    fragment_id = f"{record_id}_{start + 1}-{end}"
+    header = f">{fragment_id} genome={genome} replicon={replicon} source={record_id}:{start + 1}-{end}\n"
+    piece = sequence[start:end]
+    fasta.write(
+        header.encode()
+        + b"".join(piece[a : a + LINE_WIDTH] + b"\n" for a in range(0, len(piece), LINE_WIDTH))
+    )
+    labels.write(
+        "\t".join(map(str, (fragment_id, genome, record_id, replicon, start + 1, end, end - start))) + "\n"
+    )
 
 
 def chop_genomes(
@@ -125,7 +149,9 @@ def chop_genomes(
     The FASTA is gzip-compressed (reproducibly, mtime 0) when its name ends in ``.gz``.
     """
     if distribution not in DISTRIBUTIONS:
-        raise KmervaeError(f"unknown length distribution {distribution!r} (choose {' or '.join(DISTRIBUTIONS)})")
+        raise KmervaeError(
+            f"unknown length distribution {distribution!r} (choose {' or '.join(DISTRIBUTIONS)})"
+        )
     if not 1 <= min_length <= max_length:
         raise KmervaeError(f"fragment lengths need 1 <= min ({min_length}) <= max ({max_length})")
     if distribution == "lognormal" and (median <= 0 or sigma < 0):
@@ -143,27 +169,27 @@ def chop_genomes(
     out_fasta, out_labels = Path(out_fasta), Path(out_labels)
     with atomic_path(out_fasta) as tmp_fasta, atomic_path(out_labels) as tmp_labels:
         with open(tmp_fasta, "wb") as raw, open(tmp_labels, "w", encoding="utf-8") as labels:
-            fasta = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if out_fasta.name.endswith(".gz") else raw
+            fasta = (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+                if out_fasta.name.endswith(".gz")
+                else raw
+            )
             labels.write("\t".join(LABEL_COLUMNS) + "\n")
             with progress("chop", unit="records") as bar:
                 for chunk in read_fasta_chunks(fastas):
                     genome = names[chunk.file_index]
                     for i, record_id in enumerate(chunk.ids.tolist()):
                         number = chunk.first_record + i
-                        replicon = types.get(record_id) or types.get(genome) or replicon_type_of(
-                            descriptions[chunk.file_index][number - 1]
+                        replicon = (
+                            types.get(record_id)
+                            or types.get(genome)
+                            or replicon_type_of(descriptions[chunk.file_index][number - 1])
                         )
                         sequence = chunk.seq[chunk.offsets[i] : chunk.offsets[i + 1]].tobytes()
                         rng = np.random.default_rng([seed, _stable_seed(genome), _stable_seed(record_id)])
                         lengths = fragment_lengths(rng, distribution, min_length, max_length, median, sigma)
                         for start, end in tile(len(sequence), lengths, min_length):
-                            fragment_id = f"{record_id}_{start + 1}-{end}"
-                            fasta.write(
-                                f">{fragment_id} genome={genome} replicon={replicon} source={record_id}:{start + 1}-{end}\n".encode()
-                            )
-                            piece = sequence[start:end]
-                            fasta.write(b"".join(piece[a : a + LINE_WIDTH] + b"\n" for a in range(0, len(piece), LINE_WIDTH)))
-                            labels.write(f"{fragment_id}\t{genome}\t{record_id}\t{replicon}\t{start + 1}\t{end}\t{end - start}\n")
+                            _write_fragment(fasta, labels, sequence, record_id, genome, replicon, start, end)
                         bar.update(1)
             if fasta is not raw:
                 fasta.close()

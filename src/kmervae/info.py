@@ -48,12 +48,18 @@ def describe_store(path: str | os.PathLike) -> dict:
     for start, stop in store.chunks(max(store.chunk_rows, SUMMARY_ROWS)):
         block = store.lengths(start, stop)
         if len(block):
-            lengths["min"] = int(block.min()) if lengths["min"] is None else min(lengths["min"], int(block.min()))
-            lengths["max"] = int(block.max()) if lengths["max"] is None else max(lengths["max"], int(block.max()))
+            lengths["min"] = (
+                int(block.min()) if lengths["min"] is None else min(lengths["min"], int(block.min()))
+            )
+            lengths["max"] = (
+                int(block.max()) if lengths["max"] is None else max(lengths["max"], int(block.max()))
+            )
             total += int(block.sum())
             for t in LENGTH_THRESHOLDS:
                 lengths[f">={t}"] += int((block >= t).sum())
-        samples = read_optional(store, "sample", start, stop) if store.has("sample") else np.full(stop - start, "")
+        samples = (
+            read_optional(store, "sample", start, stop) if store.has("sample") else np.full(stop - start, "")
+        )
         splits = store.array("split")[start:stop] if store.has("split") else np.full(stop - start, -1)
         per_sample_split.update(zip(samples.tolist(), splits.tolist()))
     if store.n:
@@ -61,13 +67,14 @@ def describe_store(path: str | os.PathLike) -> dict:
     info["lengths"] = lengths
     if store.has("split"):
         info["splits"] = {
-            name: sum(c for (_, code), c in per_sample_split.items() if code == i) for i, name in enumerate(names)
+            name: sum(c for (_, code), c in per_sample_split.items() if code == i)
+            for i, name in enumerate(names)
         }
     if store.has("sample"):
         info["samples"] = {
-            sample: {
-                name: per_sample_split.get((sample, i), 0) for i, name in enumerate(names)
-            } if store.has("split") else sum(c for (s, _), c in per_sample_split.items() if s == sample)
+            sample: {name: per_sample_split.get((sample, i), 0) for i, name in enumerate(names)}
+            if store.has("split")
+            else sum(c for (s, _), c in per_sample_split.items() if s == sample)
             for sample in sorted({s for s, _ in per_sample_split})
         }
     info["sources"] = store.attrs.get("sources") or []
@@ -117,7 +124,9 @@ def describe(path: str | os.PathLike) -> dict:
     for test, describer in DESCRIBERS:
         if test(path):
             return describer(path)
-    raise KmervaeError(f"{path}: not a kmervae store (no zarr.json); info describes k-mer stores and zarr outputs")
+    raise KmervaeError(
+        f"{path}: not a kmervae store (no zarr.json); info describes k-mer stores and zarr outputs"
+    )
 
 
 def render(info: dict) -> str:
@@ -131,7 +140,10 @@ def render(info: dict) -> str:
         return "\n".join(lines)
     lines.append(f"  rows       {info['n']:,}")
     lines.append(f"  matrix     {info['matrix']} ({info['columns']} columns: {info['layout']})")
-    lines.append(f"  chunks     {info['chunk_rows']} rows; format v{info['format_version']}, kmervae {info['tool_version']}")
+    lines.append(
+        f"  chunks     {info['chunk_rows']} rows; "
+        f"format v{info['format_version']}, kmervae {info['tool_version']}"
+    )
     if "sample" in info:
         lines.append(f"  sample     {info['sample']}")
     ln = info["lengths"]
@@ -143,7 +155,11 @@ def render(info: dict) -> str:
     if "samples" in info:
         lines.append(f"  samples    {len(info['samples'])}")
         for sample, counts in info["samples"].items():
-            detail = ", ".join(f"{k} {v:,}" for k, v in counts.items()) if isinstance(counts, dict) else f"{counts:,}"
+            detail = (
+                ", ".join(f"{k} {v:,}" for k, v in counts.items())
+                if isinstance(counts, dict)
+                else f"{counts:,}"
+            )
             lines.append(f"    {sample}: {detail}")
     if info["sources"]:
         lines.append(f"  sources    {len(info['sources'])}")

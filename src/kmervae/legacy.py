@@ -78,13 +78,19 @@ def import_legacy(
                 chunk_ids = [record_id for _, record_id in zip(range(len(block)), ids)]
                 if len(chunk_ids) < len(block):
                     raise KmervaeError(
-                        f"{ids_txt}: {start + len(chunk_ids)} IDs but {npy} has {n} rows; they must match line for row"
+                        f"{ids_txt}: {start + len(chunk_ids)} IDs but {npy} has {n} rows; "
+                        "they must match line for row"
                     )
-                bad = ~np.isfinite(block).all(axis=1) | (block[:, 0] < 0) | (block[:, 0] != np.round(block[:, 0]))
+                bad = (
+                    ~np.isfinite(block).all(axis=1)
+                    | (block[:, 0] < 0)
+                    | (block[:, 0] != np.round(block[:, 0]))
+                )
                 if bad.any():
                     row = int(np.argmax(bad))
                     raise KmervaeError(
-                        f"{npy}: row {start + row + 1} ({chunk_ids[row]}): not a finite non-negative whole length "
+                        f"{npy}: row {start + row + 1} ({chunk_ids[row]}): "
+                        "not a finite non-negative whole length "
                         "followed by finite frequencies"
                     )
                 writer.append(chunk_ids, block[:, 0].astype(np.int64), block[:, 1:])
@@ -104,9 +110,10 @@ def export_legacy(
     with atomic_path(out_npy) as tmp_npy, atomic_path(out_ids) as tmp_ids:
         # open_memmap appends nothing to the name, so the temp path stays the one we rename
         target = open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=(source.n, 1 + source.layout.width))
-        with open(tmp_ids, "w", encoding="utf-8") as ids_out, progress(
-            "export-legacy", total=source.n, unit="rows"
-        ) as bar:
+        with (
+            open(tmp_ids, "w", encoding="utf-8") as ids_out,
+            progress("export-legacy", total=source.n, unit="rows") as bar,
+        ):
             for start, stop in source.chunks():
                 ids = source.ids(start, stop)
                 if any("\n" in i or "\r" in i for i in ids):
@@ -123,7 +130,9 @@ def export_legacy(
         del target
     if too_long:
         log.warning(
-            "%s: %d lengths above %d are rounded in the float32 length column", out_npy, too_long,
+            "%s: %d lengths above %d are rounded in the float32 length column",
+            out_npy,
+            too_long,
             FLOAT32_EXACT_INTEGERS,
         )
     return Path(out_npy), Path(out_ids)

@@ -181,7 +181,9 @@ class _Spill:
             if self.rows[b]:
                 with open(self.bucket_file(b), "ab") as fh:
                     for ids, lengths, codes, split, matrix in self.rows[b]:
-                        packed = np.frombuffer(SPILL_CODEC.encode(np.ascontiguousarray(matrix)), dtype=np.uint8)
+                        packed = np.frombuffer(
+                            SPILL_CODEC.encode(np.ascontiguousarray(matrix)), dtype=np.uint8
+                        )
                         for array in (np.asarray(ids, dtype=str), lengths, codes, split, packed):
                             np.save(fh, array, allow_pickle=False)
                 self.rows[b] = []
@@ -208,7 +210,8 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         values.append(0.0)
     if len(values) != 3 or any(not 0 <= f <= 1 for f in values) or abs(sum(values) - 1) > 1e-6:
         raise KmervaeError(
-            f"split fractions must be 2 or 3 numbers in [0, 1] summing to 1 (train validation [test]), got {list(fractions)}"
+            "split fractions must be 2 or 3 numbers in [0, 1] summing to 1 (train validation [test]), "
+            f"got {list(fractions)}"
         )
     return tuple(values)  # type: ignore[return-value]
 
@@ -242,8 +245,9 @@ def merge_stores(
     for store in opened[1:]:
         if store.layout != first.layout or store.matrix_name != first.matrix_name:
             raise KmervaeError(
-                f"{store.path}: holds {store.matrix_name} of {store.layout.describe()} but {first.path} holds "
-                f"{first.matrix_name} of {first.layout.describe()}; merged stores need one layout and matrix kind"
+                f"{store.path}: holds {store.matrix_name} of {store.layout.describe()} but {first.path} "
+                f"holds {first.matrix_name} of {first.layout.describe()}; "
+                "merged stores need one layout and matrix kind"
             )
     if Path(out).resolve() in {s.path.resolve() for s in opened}:
         raise KmervaeError(f"{out}: the output would overwrite one of its input stores")
@@ -264,7 +268,9 @@ def merge_stores(
         per_sample.update(item.sample_counts())
     unknown = sorted(set(test_samples) - set(per_sample))
     if unknown:
-        raise KmervaeError(f"test sample(s) {', '.join(unknown)} are not among the inputs' samples {sorted(per_sample)}")
+        raise KmervaeError(
+            f"test sample(s) {', '.join(unknown)} are not among the inputs' samples {sorted(per_sample)}"
+        )
     sample_names = sorted(per_sample)
     sample_code = {name: code for code, name in enumerate(sample_names)}
     held_out = np.zeros(len(sample_names), dtype=bool)
@@ -276,8 +282,13 @@ def merge_stores(
     bucket_sizes = plan_buckets(n_total, row_bytes, memory_budget)
     if len(bucket_sizes) > MAX_BUCKETS:
         need = math.ceil(2 * row_bytes * n_total / MAX_BUCKETS / 2**20)
-        raise KmervaeError(f"a memory budget of {memory_budget / 2**20:.1f} MiB is too small for {n_total} rows; allow at least {need} MiB")
-    split_rng, bucket_rng, shuffle_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+        raise KmervaeError(
+            f"a memory budget of {memory_budget / 2**20:.1f} MiB is too small for {n_total} rows; "
+            f"allow at least {need} MiB"
+        )
+    split_rng, bucket_rng, shuffle_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
     split_dealer = ExactDealer([n_train, n_validation, n_test], split_rng)
     bucket_dealer = ExactDealer(bucket_sizes, bucket_rng)
     step = int(chunk_rows or first.chunk_rows)
@@ -334,10 +345,20 @@ def merge_stores(
             for entry in store.attrs.get("sources") or []:
                 if entry not in sources:
                     sources.append(entry)
-        attrs = {"sources": sources, "samples": sample_names, "split_names": list(SPLITS), "provenance": provenance}
+        attrs = {
+            "sources": sources,
+            "samples": sample_names,
+            "split_names": list(SPLITS),
+            "provenance": provenance,
+        }
         names_array = np.asarray(sample_names, dtype=object)
         with StoreWriter(
-            out, first.layout, first.matrix_name, step, attrs=attrs, extra=("sample", "split"),
+            out,
+            first.layout,
+            first.matrix_name,
+            step,
+            attrs=attrs,
+            extra=("sample", "split"),
             compressors=first.matrix_array.compressors,
         ) as writer:
             appender = AlignedAppender(writer)
@@ -368,7 +389,9 @@ def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng
     matrix = np.empty((size, like.layout.width), dtype=like.matrix_array.dtype)
     filled = 0
     for block_ids, block_lengths, block_codes, block_split, packed in spill.blocks(spill.bucket_file(b), 5):
-        block_matrix = np.frombuffer(SPILL_CODEC.decode(packed), dtype=matrix.dtype).reshape(len(block_ids), -1)
+        block_matrix = np.frombuffer(SPILL_CODEC.decode(packed), dtype=matrix.dtype).reshape(
+            len(block_ids), -1
+        )
         dest = position[filled : filled + len(block_ids)]
         ids[dest], lengths[dest], codes[dest] = block_ids, block_lengths, block_codes
         split[dest], matrix[dest] = block_split, block_matrix

@@ -92,7 +92,12 @@ def select_min_length(
     step = int(chunk_rows or source.chunk_rows)
     kept = 0
     with StoreWriter(
-        out, source.layout, source.matrix_name, step, attrs=attrs, extra=extra,
+        out,
+        source.layout,
+        source.matrix_name,
+        step,
+        attrs=attrs,
+        extra=extra,
         compressors=source.matrix_array.compressors,  # keep the source's codec (count's is tuned for counts)
     ) as writer:
         appender = AlignedAppender(writer)

@@ -13,13 +13,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--min-length", type=int, default=1000)
     parser.add_argument("--max-length", type=int, default=50_000)
-    parser.add_argument("--median", type=float, default=DEFAULT_MEDIAN, help=f"log-normal median (default {DEFAULT_MEDIAN})")
-    parser.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help=f"log-normal sigma (default {DEFAULT_SIGMA})")
-    parser.add_argument("--distribution", choices=DISTRIBUTIONS, default="lognormal")
-    parser.add_argument("--genome-names", nargs="+", metavar="NAME", help="one genome name per FASTA (default: file stem)")
     parser.add_argument(
-        "--replicon-type", action="append", default=[], metavar="KEY=TYPE",
-        help=f"record ID or genome name = {'/'.join(REPLICON_TYPES)} (default: from the header text); repeatable",
+        "--median", type=float, default=DEFAULT_MEDIAN, help=f"log-normal median (default {DEFAULT_MEDIAN})"
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=DEFAULT_SIGMA, help=f"log-normal sigma (default {DEFAULT_SIGMA})"
+    )
+    parser.add_argument("--distribution", choices=DISTRIBUTIONS, default="lognormal")
+    parser.add_argument(
+        "--genome-names", nargs="+", metavar="NAME", help="one genome name per FASTA (default: file stem)"
+    )
+    parser.add_argument(
+        "--replicon-type",
+        action="append",
+        default=[],
+        metavar="KEY=TYPE",
+        help=f"record ID or genome name = {'/'.join(REPLICON_TYPES)} (default: from the header); repeatable",
     )
 
 
@@ -33,9 +42,17 @@ def run(args) -> int:
             raise KmervaeError(f"--replicon-type {item!r}: expected KEY=TYPE")
         types[key] = value
     fasta, labels = chop_genomes(
-        args.fastas, args.output, args.labels, seed=args.seed, min_length=args.min_length,
-        max_length=args.max_length, distribution=args.distribution, median=args.median, sigma=args.sigma,
-        genome_names=args.genome_names, replicon_types=types,
+        args.fastas,
+        args.output,
+        args.labels,
+        seed=args.seed,
+        min_length=args.min_length,
+        max_length=args.max_length,
+        distribution=args.distribution,
+        median=args.median,
+        sigma=args.sigma,
+        genome_names=args.genome_names,
+        replicon_types=types,
     )
     with open(labels, encoding="utf-8") as fh:
         n = sum(1 for _ in fh) - 1

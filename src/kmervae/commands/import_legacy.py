@@ -9,7 +9,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("npy", metavar="NPY")
     parser.add_argument("ids", metavar="IDS.txt")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.zarr")
-    parser.add_argument("--groups", default="6..1", help="k-mer groups of the frequency columns (default 6..1)")
+    parser.add_argument(
+        "--groups", default="6..1", help="k-mer groups of the frequency columns (default 6..1)"
+    )
     parser.add_argument("--sample", default=None, help="sample name stored with the data (default: none)")
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
 
@@ -19,6 +21,8 @@ def run(args) -> int:
     from ..legacy import import_legacy
     from ..store import KmerStore
 
-    out = import_legacy(args.npy, args.ids, args.output, Layout.parse(args.groups), args.chunk_rows, args.sample)
+    out = import_legacy(
+        args.npy, args.ids, args.output, Layout.parse(args.groups), args.chunk_rows, args.sample
+    )
     print(f"{out}: {KmerStore(out).n} rows of {Layout.parse(args.groups).describe()} frequencies")
     return 0

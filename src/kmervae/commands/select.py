@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def add_arguments(parser) -> None:
     parser.add_argument("store", metavar="STORE.zarr")
-    parser.add_argument("--min-length", type=int, required=True, metavar="T", help="keep rows with length >= T")
+    parser.add_argument(
+        "--min-length", type=int, required=True, metavar="T", help="keep rows with length >= T"
+    )
     parser.add_argument("-o", "--output", required=True, metavar="OUT.zarr")
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: the input's)")
 
