@@ -103,6 +103,12 @@ def test_small_memory_budget_uses_bounded_buckets(two_samples):
     merged = {(s, i): tuple(row) for s, i, row in zip(got["sample"], got["id"], got["rows"])}
     assert merged == {k: v[1] for k, v in expected_rows([("aquatic", a), ("terrestrial", b)]).items()}
     assert not list(tmp.glob(".d.zarr*"))  # spill files are cleaned up
+    # every bucket-sized stretch of the output mixes both inputs (7/12 aquatic; binomial sd ~ 4.9 rows)
+    aquatic_per_bucket = (got["sample"] == "aquatic").reshape(12, 100).sum(axis=1)
+    assert np.all(np.abs(aquatic_per_bucket - 700 / 12) < 20)
+    # and rows of one input do not keep their input order
+    order = np.array([int(i[1:]) for i in got["id"][got["sample"] == "aquatic"]])
+    assert abs(np.corrcoef(order, np.arange(len(order)))[0, 1]) < 0.2
 
 
 def test_plan_buckets_respects_the_budget():
