@@ -177,3 +177,24 @@ def test_cli_missing_file_and_duplicates_across_files(tmp_path, capsys):
     assert main(["count", str(good), str(good), "-o", str(out)]) == 2
     assert "record 1 (g): duplicate ID, already record 1 of" in capsys.readouterr().err
     assert not out.exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 11), max_size=12), st.integers(1, 5))
+def test_row_buffer_appends_whole_chunks_in_order(block_sizes, chunk_rows):
+    from kmervae.count import _RowBuffer
+
+    total = sum(block_sizes)
+    ids = np.array([f"r{i}" for i in range(total)])
+    counts = np.arange(total * 2, dtype=np.uint32).reshape(total, 2)
+    buffer, out, start = _RowBuffer(chunk_rows), [], 0
+    for size in block_sizes:
+        sl = slice(start, start + size)
+        out += list(buffer.add(ids[sl], np.arange(total)[sl], counts[sl]))
+        start += size
+    out += list(buffer.flush())
+    assert all(len(block[0]) % chunk_rows == 0 for block in out[:-1] if block)
+    got_ids = np.concatenate([b[0] for b in out]) if out else np.array([], dtype=str)
+    assert list(got_ids) == list(ids)
+    if out:
+        np.testing.assert_array_equal(np.concatenate([b[2] for b in out]), counts)

@@ -18,6 +18,7 @@ thread only, so output is identical for any ``threads``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -300,7 +301,7 @@ def count_fasta(
 
     with StoreWriter(
         out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
-    ) as writer:
+    ) as writer, _compression_threads(threads):
         _append_all(writer, row_blocks(), background=threads > 1)
         writer.update_attrs(
             sources=[source_entry(p, n) for p, n in zip(paths, records)],
@@ -313,6 +314,25 @@ def count_fasta(
         log.warning("%s: %d record(s) without sequence kept with zero counts", out, totals["empty"])
     log.info("%s: %d records, %d bases, %s", out, sum(records), totals["bases"], layout.describe())
     return out
+
+
+@contextlib.contextmanager
+def _compression_threads(threads: int):
+    """Let blosc use ``threads`` threads per chunk (numcodecs only does so from the main
+    thread by default, and zarr compresses in worker threads)."""
+    if threads <= 1:
+        yield
+        return
+    from numcodecs import blosc
+
+    previous_use, previous_n = blosc.use_threads, blosc.get_nthreads()
+    blosc.use_threads = True
+    blosc.set_nthreads(threads)
+    try:
+        yield
+    finally:
+        blosc.use_threads = previous_use
+        blosc.set_nthreads(previous_n)
 
 
 def _append_all(writer: StoreWriter, blocks, background: bool) -> None:
@@ -332,7 +352,10 @@ def _append_all(writer: StoreWriter, blocks, background: bool) -> None:
 
 
 class _RowBuffer:
-    """Regroup rows into appends of whole ``chunk_rows`` multiples (zarr's fast path)."""
+    """Regroup rows into appends of whole ``chunk_rows`` multiples (zarr's fast path).
+
+    Aligned input passes through as views; only a partial chunk is ever copied.
+    """
 
     def __init__(self, chunk_rows: int):
         self.chunk_rows = int(chunk_rows)
@@ -340,15 +363,22 @@ class _RowBuffer:
         self.n = 0
 
     def add(self, ids, lengths, counts):
-        self.parts.append((ids, lengths, counts))
-        self.n += len(ids)
-        if self.n < self.chunk_rows:
-            return
-        ids, lengths, counts = (np.concatenate(x) for x in zip(*self.parts))
-        cut = (self.n // self.chunk_rows) * self.chunk_rows
-        self.parts = [(ids[cut:], lengths[cut:], counts[cut:])] if cut < self.n else []
-        self.n -= cut
-        yield ids[:cut], lengths[:cut], counts[:cut]
+        rows = (ids, lengths, counts)
+        if self.n:  # complete the pending partial chunk first
+            need = min(self.chunk_rows - self.n, len(ids))
+            self.parts.append(tuple(x[:need] for x in rows))
+            self.n += need
+            rows = tuple(x[need:] for x in rows)
+            if self.n < self.chunk_rows:
+                return
+            yield tuple(np.concatenate(x) for x in zip(*self.parts))
+            self.parts, self.n = [], 0
+        whole = (len(rows[0]) // self.chunk_rows) * self.chunk_rows
+        if whole:
+            yield tuple(x[:whole] for x in rows)
+        if whole < len(rows[0]):
+            self.parts = [tuple(x[whole:].copy() for x in rows)]
+            self.n = len(rows[0]) - whole
 
     def flush(self):
         if self.parts:

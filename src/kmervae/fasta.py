@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from .errors import KmervaeError
 
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 READ_BLOCK = 4 << 20
-DEFAULT_CHUNK_BASES = 16_000_000
+DEFAULT_CHUNK_BASES = 64_000_000  # with 4096 records: contigs up to ~15 kb fill whole store chunks
 DEFAULT_CHUNK_RECORDS = 4096
 
 WHITESPACE = b" \t\r\n\v\f"
@@ -87,11 +88,11 @@ def _read_blocks(path: Path, block_size: int, where) -> Iterator[bytes]:
             yield block
 
 
-def _record_texts(path: Path, block_size: int, where) -> Iterator[bytes]:
-    """Split a file into record texts (header line + sequence lines, without the leading '>').
+def _record_blocks(path: Path, block_size: int, where) -> Iterator[bytes]:
+    """Texts of whole records (each starts with '>'), about one read block each.
 
-    Records are found by splitting at ``\\n>``; a record longer than a block is
-    assembled from parts.
+    Blocks are cut at the last ``\\n>``; a record longer than a block is assembled
+    from parts.
     """
     parts: list[bytes] = []
     for block in _from_first_record(path, _read_blocks(path, block_size, where)):
@@ -105,8 +106,17 @@ def _record_texts(path: Path, block_size: int, where) -> Iterator[bytes]:
         parts.append(block[: cut + 1])
         text = b"".join(parts)
         parts = [block[cut + 1 :]]
+        if text:
+            yield text
+    text = b"".join(parts)
+    if text:
+        yield text
+
+
+def _record_texts(path: Path, block_size: int, where) -> Iterator[bytes]:
+    """One text per record: header line + sequence lines, without the leading '>'."""
+    for text in _record_blocks(path, block_size, where):
         yield from _split_records(text)
-    yield from _split_records(b"".join(parts))
 
 
 def _from_first_record(path: Path, blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -155,13 +165,125 @@ def _split_records(text: bytes) -> list[bytes]:
     return text[1:].split(b"\n>")
 
 
-def _clean_sequence(body: bytes) -> bytes:
-    """Sequence lines → one line of sequence characters (comments and whitespace removed)."""
-    if b";" in body or b"#" in body:
-        body = b"\n".join(
-            line for line in body.split(b"\n") if line.lstrip(WHITESPACE)[:1] not in (b";", b"#")
+#: byte classes for the scanner: 0 sequence character, 1 whitespace, 2 anything else
+_BYTE_CLASS = np.full(256, 2, dtype=np.uint8)
+_BYTE_CLASS[np.frombuffer(SEQUENCE_CHARACTERS, dtype=np.uint8)] = 0
+_BYTE_CLASS[np.frombuffer(WHITESPACE, dtype=np.uint8)] = 1
+_BYTE_CLASS.setflags(write=False)
+
+
+@njit(cache=True, nogil=True)
+def _scan_records(data, byte_class, seq, header_start, header_stop, seq_stop, bad_at):
+    """One pass over whole records (``data`` starts with '>'): copy sequence characters
+    into ``seq`` (dropping line breaks, whitespace, ';'/'#' comment lines), note the span
+    of each header's first word (the ID) and the first unexpected byte per record (-1 if none).
+
+    Returns the number of records. A header is a line whose first byte is '>'.
+    """
+    n_bytes = len(data)
+    i = 0
+    out = 0
+    n = 0
+    while i < n_bytes:
+        i += 1  # the '>'
+        while i < n_bytes and data[i] != 10 and byte_class[data[i]] == 1:
+            i += 1
+        header_start[n] = i  # the ID: the header's first word
+        while i < n_bytes and data[i] != 10 and byte_class[data[i]] != 1:
+            i += 1
+        header_stop[n] = i
+        while i < n_bytes and data[i] != 10:
+            i += 1
+        i += 1
+        bad = -1
+        while i < n_bytes:  # one sequence line per iteration; i is at a line start
+            if data[i] == 62:  # '>': the next record
+                break
+            while i < n_bytes and data[i] != 10 and byte_class[data[i]] == 1:
+                i += 1  # leading whitespace
+            if i < n_bytes and (data[i] == 59 or data[i] == 35):  # ';' or '#': a comment line
+                while i < n_bytes and data[i] != 10:
+                    i += 1
+            while i < n_bytes:
+                c = data[i]
+                if c == 10:
+                    break
+                kind = byte_class[c]
+                seq[out] = c
+                out += kind == 0
+                if kind == 2 and bad < 0:
+                    bad = i
+                i += 1
+            i += 1
+        seq_stop[n] = out
+        bad_at[n] = bad
+        n += 1
+    return n
+
+
+def _join_ids(data: np.ndarray, start: np.ndarray, stop: np.ndarray) -> bytes:
+    """b"id1\\nid2\\n..." from the ID spans."""
+    out = np.empty(int((stop - start).sum()) + len(start), dtype=np.uint8)
+    _copy_spans(data, start, stop, out)
+    return out.tobytes()
+
+
+@njit(cache=True, nogil=True)
+def _copy_spans(data, start, stop, out):
+    o = 0
+    for r in range(len(start)):
+        for i in range(start[r], stop[r]):
+            out[o] = data[i]
+            o += 1
+        out[o] = 10
+        o += 1
+
+
+@dataclass
+class _Block:
+    """The records of one text block, parsed."""
+
+    ids: list
+    lengths: np.ndarray
+    seq: np.ndarray
+    offsets: np.ndarray
+
+
+def _parse_block(path: Path, text: bytes, first_number: int) -> _Block:
+    data = np.frombuffer(text, dtype=np.uint8)
+    capacity = len(text) // 2 + 1  # each record takes at least 2 bytes; untouched pages cost nothing
+    header_start = np.empty(capacity, dtype=np.int64)
+    header_stop = np.empty(capacity, dtype=np.int64)
+    offsets = np.zeros(capacity + 1, dtype=np.int64)
+    bad_at = np.empty(capacity, dtype=np.int64)
+    seq = np.empty(len(text) + 1, dtype=np.uint8)  # + 1: the scanner writes one byte past a non-sequence byte
+    n = _scan_records(data, _BYTE_CLASS, seq, header_start, header_stop, offsets[1:], bad_at)
+    header_start, header_stop = header_start[:n], header_stop[:n]
+    no_id = np.flatnonzero(header_stop == header_start)
+    if len(no_id):
+        raise KmervaeError(f"{path}: record {first_number + int(no_id[0])}: the header line has no ID")
+    try:  # all IDs in one decode + split (C speed); IDs never contain a line break
+        ids = _join_ids(data, header_start, header_stop).decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError:
+        for i in range(n):
+            try:
+                text[header_start[i] : header_stop[i]].decode("utf-8")
+            except UnicodeDecodeError:
+                raise KmervaeError(
+                    f"{path}: record {first_number + i}: the header is not text (a binary file?)"
+                ) from None
+        raise  # pragma: no cover
+    bad = np.flatnonzero(bad_at[:n] >= 0)
+    if len(bad):
+        i = int(bad[0])
+        char = text[bad_at[i] : bad_at[i] + 1]
+        shown = char.decode("ascii", "backslashreplace")
+        raise KmervaeError(
+            f"{path}: record {first_number + i} ({ids[i]}): unexpected character {shown!r} "
+            f"(byte 0x{char[0]:02x}) in the sequence: not a FASTA nucleotide file?"
         )
-    return body.translate(None, WHITESPACE)
+    offsets = offsets[: n + 1]
+    return _Block(ids, np.diff(offsets), seq[: offsets[-1]], offsets)
 
 
 def read_fasta_chunks(
@@ -184,66 +306,53 @@ def read_fasta_chunks(
 
 
 def _read_file_chunks(path, file_index, chunk_bases, chunk_records, seen, block_size) -> Iterator[FastaChunk]:
-    ids: list[str] = []
-    seqs: list[bytes] = []
-    bases = 0
-    number = 0  # 1-based number of the last record read
-    first = 1
+    pending: list[tuple[_Block, int, int]] = []  # (block, first row, stop row) making up the next chunk
+    state = {"records": 0, "last_id": None}  # records parsed so far, for error messages
+    chunk_first = 1
+    chunk_rows = chunk_bases_so_far = 0
 
     def where() -> str:
-        return f"record {number} ({ids[-1]})" if ids else (f"record {number}" if number else "the start")
+        n, last = state["records"], state["last_id"]
+        return f"record {n} ({last})" if last is not None else "the start"
 
-    def flush() -> FastaChunk:
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    def emit() -> FastaChunk:
+        ids = np.array([i for b, lo, hi in pending for i in b.ids[lo:hi]], dtype=str)
+        lengths = np.concatenate([b.lengths[lo:hi] for b, lo, hi in pending])
+        seq = np.concatenate([b.seq[b.offsets[lo] : b.offsets[hi]] for b, lo, hi in pending])
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        buffer = b"".join(seqs)
-        bad = buffer.translate(None, SEQUENCE_CHARACTERS)
-        if bad:
-            _raise_bad_character(path, first, ids, seqs, bad[:1])
-        id_array = np.array(ids, dtype=str)
         if seen is not None:
-            seen.check(file_index, first, id_array)
-        seq = np.frombuffer(buffer, dtype=np.uint8)
-        return FastaChunk(id_array, lengths, seq, offsets, path, file_index, first)
+            seen.check(file_index, chunk_first, ids)
+        return FastaChunk(ids, lengths, seq, offsets, path, file_index, chunk_first)
 
-    for text in _record_texts(path, block_size, lambda: where()):
-        number += 1
-        header, _, body = text.partition(b"\n")
-        words = header.split(None, 1)
-        if not words:
-            raise KmervaeError(f"{path}: record {number}: the header line has no ID")
-        try:
-            record_id = words[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise KmervaeError(f"{path}: record {number}: the header is not text (a binary file?)") from None
-        ids.append(record_id)
-        sequence = _clean_sequence(body)
-        seqs.append(sequence)
-        bases += len(sequence)
-        if len(ids) >= chunk_records or bases >= chunk_bases:
-            yield flush()
-            ids, seqs, bases, first = [], [], 0, number + 1
-    if number == 0:
+    for text in _record_blocks(path, block_size, where):
+        block = _parse_block(path, text, state["records"] + 1)
+        n = len(block.ids)
+        state["records"] += n
+        state["last_id"] = block.ids[-1]
+        row = 0
+        while row < n:
+            # take records until the chunk holds chunk_records, or the record that reaches chunk_bases
+            room = min(chunk_records - chunk_rows, n - row)
+            reach = chunk_bases - chunk_bases_so_far
+            bases = block.offsets[row + 1 : row + room + 1] - block.offsets[row]
+            take = min(room, int(np.searchsorted(bases, reach, side="left")) + 1)
+            pending.append((block, row, row + take))
+            chunk_rows += take
+            chunk_bases_so_far += int(bases[take - 1])
+            row += take
+            if chunk_rows >= chunk_records or chunk_bases_so_far >= chunk_bases:
+                yield emit()
+                pending, chunk_first = [], chunk_first + chunk_rows
+                chunk_rows = chunk_bases_so_far = 0
+    if state["records"] == 0:
         raise KmervaeError(f"{path}: no FASTA records (an empty file?)")
-    if ids:
-        yield flush()
+    if pending:
+        yield emit()
 
 
-def _raise_bad_character(path, first, ids, seqs, char: bytes):
-    for i, s in enumerate(seqs):
-        if char in s:
-            shown = char.decode("ascii", "backslashreplace")
-            raise KmervaeError(
-                f"{path}: record {first + i} ({ids[i]}): unexpected character {shown!r} "
-                f"(byte 0x{char[0]:02x}) in the sequence: not a FASTA nucleotide file?"
-            )
-    raise AssertionError("bad character not found")  # pragma: no cover
-
-
-def _id_hash(record_id: str) -> int:
-    """64-bit hash of an ID (Python's, salted per process: only compared within one run)."""
-    return hash(record_id)
+#: 64-bit hash of an ID (Python's, salted per process: only compared within one run)
+_id_hash = hash
 
 
 class _SeenIds:
@@ -260,7 +369,7 @@ class _SeenIds:
 
     def check(self, file_index: int, first: int, ids: np.ndarray) -> None:
         path = self.paths[file_index]
-        hashes = np.fromiter((_id_hash(i) for i in ids), dtype=np.int64, count=len(ids))
+        hashes = np.fromiter(map(_id_hash, ids.tolist()), dtype=np.int64, count=len(ids))
         order = np.argsort(hashes, kind="stable")
         sorted_hashes = hashes[order]
         repeated = sorted_hashes[1:] == sorted_hashes[:-1]

@@ -1,0 +1,323 @@
+"""Benchmark `kmervae count` end to end (FASTA file → finished store) against two baselines.
+
+Inputs (made once under --workdir from the shared genomes): every record chopped into
+1 kb and into 5 kb contigs, and a file of at least --big-mbp Mbp made by repeating both
+sets (IDs made unique). For each input it runs, each in a fresh process so peak RSS is
+per run:
+
+* ``kmervae``   count_fasta (all 6..1-mer groups = 2772 columns), 1 and 2 threads
+* ``numpy``     a straightforward per-record numpy counter (line-by-line FASTA parse,
+  encode, k-mer integers per k, bincount, fold to canonical columns: the approach of the
+  author's previous tool), writing the same store; checked equal to kmervae's counts
+* ``vamb``      VAMB 5.0.4's ``Composition.from_file`` (4-mers only, 103 columns, kept in
+  memory), run by the VAMB virtual environment's python
+
+and prints Mbp/s, contigs/s and peak RSS. Times exclude interpreter start-up and
+imports (each process first counts a tiny file, which also loads numba's compile cache).
+
+VAMB pins old torch/numpy, so it lives in its own virtual environment, without its pins::
+
+    python3.11 -m venv /tmp/kmervae-vamb-venv
+    /tmp/kmervae-vamb-venv/bin/pip install --no-deps vamb==5.0.4 vambcore==0.1.2 pycoverm==0.6.2
+    /tmp/kmervae-vamb-venv/bin/pip install numpy loguru pyrodigal pyhmmer scikit-learn networkx \\
+        dadaptation torch==2.13.0
+
+Usage::
+
+    .venv/bin/python bench/count.py [--vamb-python /tmp/kmervae-vamb-venv/bin/python] [--quick]
+
+The machine is shared: note ``uptime`` (printed) next to the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+GENOMES = Path(os.environ.get("KMERVAE_GENOMES", HERE.parents[2] / "shared" / "genomes"))
+DEFAULT_VAMB_PYTHON = "/tmp/kmervae-vamb-venv/bin/python"
+LINE = 80
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+
+def genome_records(genomes: Path):
+    """(name, sequence bytes) of every record of the shared .fa.gz genomes."""
+    for path in sorted(genomes.glob("*.fa.gz")):
+        name, parts = None, []
+        with gzip.open(path, "rb") as fh:
+            for line in fh:
+                if line.startswith(b">"):
+                    if name is not None:
+                        yield name, b"".join(parts)
+                    name, parts = line[1:].split()[0].decode(), []
+                else:
+                    parts.append(line.strip())
+        if name is not None:
+            yield name, b"".join(parts)
+
+
+def write_contigs(out, records, size: int, tag: str) -> tuple[int, int]:
+    """Cut every record into consecutive ``size``-bp contigs (a shorter tail is dropped)."""
+    n = bases = 0
+    for name, seq in records:
+        for start in range(0, len(seq) - size + 1, size):
+            piece = seq[start : start + size]
+            out.write(b">%s_%s_%d\n" % (tag.encode(), name.encode(), start))
+            out.write(b"".join(piece[a : a + LINE] + b"\n" for a in range(0, len(piece), LINE)))
+            n += 1
+            bases += size
+    return n, bases
+
+
+def make_inputs(workdir: Path, genomes: Path, big_mbp: float) -> dict[str, Path]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = list(genome_records(genomes))
+    paths = {}
+    for size in (1000, 5000):
+        path = workdir / f"contigs_{size // 1000}kb.fa"
+        if not path.exists():
+            with open(path.with_suffix(".tmp"), "wb") as out:
+                write_contigs(out, records, size, "c")
+            path.with_suffix(".tmp").rename(path)
+        paths[f"{size // 1000} kb contigs"] = path
+    big = workdir / f"mixed_{int(big_mbp)}Mbp.fa"
+    if not big.exists():
+        bases, copy = 0, 0
+        with open(big.with_suffix(".tmp"), "wb") as out:
+            while bases < big_mbp * 1e6:
+                for size in (1000, 5000):
+                    bases += write_contigs(out, records, size, f"r{copy}")[1]
+                copy += 1
+        big.with_suffix(".tmp").rename(big)
+    paths[f"{int(big_mbp)} Mbp (1+5 kb, repeated)"] = big
+    return paths
+
+
+# -- one measured run (in its own process) ------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tiny_fasta(workdir: Path) -> Path:
+    path = workdir / "warmup.fa"
+    path.write_text(">w1\nACGTACGTTTGACNACGT\n>w2\nGGGCCCAAATTT\n")
+    return path
+
+
+def run_kmervae(path: Path, out: Path, threads: int):
+    from kmervae.count import count_fasta
+    from kmervae.store import KmerStore
+
+    count_fasta([tiny_fasta(out.parent)], out.with_name("warmup.zarr"), threads=threads)
+    start, cpu_before = time.perf_counter(), cpu_seconds()
+    count_fasta([path], out, threads=threads)
+    return start, KmerStore(out).n, cpu_before
+
+
+def run_kmervae_in_memory(path: Path, out: Path, threads: int):
+    """Parse + count only, counts kept as arrays (what VAMB's from_file does; embed's path)."""
+    from kmervae.count import count_chunks
+
+    list(count_chunks([tiny_fasta(out.parent)], threads=threads))
+    start, cpu_before = time.perf_counter(), cpu_seconds()
+    n = sum(len(ids) for ids, _, _ in count_chunks([path], threads=threads))
+    return start, n, cpu_before
+
+
+def numpy_counts(seq: bytes, layout, lut, fold) -> "np.ndarray":  # noqa: F821
+    """Per-record numpy: encode, k-mer integers per k, bincount, fold to canonical columns."""
+    import numpy as np
+
+    codes = lut[np.frombuffer(seq, dtype=np.uint8)]
+    row = np.zeros(layout.width, dtype=np.uint32)
+    for g in layout.groups:
+        n = len(codes) - g.k + 1
+        if n <= 0:
+            continue
+        kmer = np.zeros(n, dtype=np.int64)
+        bad = np.zeros(n, dtype=bool)
+        for j in range(g.k):
+            window = codes[j : j + n]
+            kmer = kmer * 4 + (window & 3)
+            bad |= window > 3
+        raw = np.bincount(kmer[~bad], minlength=4**g.k)
+        row[g.start : g.stop] = np.bincount(fold[g.k], weights=raw, minlength=g.width)
+    return row
+
+
+def simple_fasta(path: Path):
+    """Line-by-line FASTA parser (what the previous tool used, like Biopython's)."""
+    name, parts = None, []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.startswith(b">"):
+                if name is not None:
+                    yield name, b"".join(parts)
+                name, parts = line[1:].split()[0].decode(), []
+            else:
+                parts.append(line.strip())
+    if name is not None:
+        yield name, b"".join(parts)
+
+
+def run_numpy(path: Path, out: Path, threads: int):
+    import numpy as np
+
+    from kmervae.count import BASE_CODE
+    from kmervae.kmers import Layout, canonical_index
+    from kmervae.store import FAST_COMPRESSOR, StoreWriter
+
+    layout = Layout()
+    fold = {k: canonical_index(k) for k in layout.ks}
+    start, cpu_before = time.perf_counter(), cpu_seconds()
+    n = 0
+    with StoreWriter(out, layout, compressors=FAST_COMPRESSOR) as writer:
+        ids, lengths, rows = [], [], []
+        for name, seq in simple_fasta(path):
+            ids.append(name)
+            lengths.append(len(seq))
+            rows.append(numpy_counts(seq, layout, BASE_CODE, fold))
+            if len(ids) == 4096:
+                writer.append(ids, lengths, np.stack(rows))
+                n += len(ids)
+                ids, lengths, rows = [], [], []
+        if ids:
+            writer.append(ids, lengths, np.stack(rows))
+            n += len(ids)
+    return start, n, cpu_before
+
+
+def run_vamb(path: Path, out: Path, threads: int):
+    import vamb
+
+    with open(tiny_fasta(out.parent), "rb") as fh:
+        vamb.parsecontigs.Composition.from_file(fh, None, minlength=4)
+    start, cpu_before = time.perf_counter(), cpu_seconds()
+    with open(path, "rb") as fh:
+        composition = vamb.parsecontigs.Composition.from_file(fh, None, minlength=4)
+    return start, int(composition.matrix.shape[0]), cpu_before
+
+
+RUNNERS = {"kmervae": run_kmervae, "kmervae-mem": run_kmervae_in_memory, "numpy": run_numpy, "vamb": run_vamb}
+
+
+def one(method: str, path: Path, out: Path, threads: int) -> None:
+    start, n, cpu_before = RUNNERS[method](path, out, threads)
+    seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "records": n, "rss_mb": usage.ru_maxrss / 1024}))
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def measure(python: str, method: str, path: Path, threads: int, workdir: Path) -> dict:
+    out = workdir / f"out-{method}-{threads}.zarr"
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(max(threads, 1)))
+    cmd = [python, str(HERE), "--one", method, str(path), str(out), str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{method} failed on {path}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_numpy_equals_kmervae(workdir: Path) -> None:
+    """The baseline must compute the same numbers, or the comparison means nothing."""
+    import numpy as np
+
+    from kmervae.store import KmerStore
+
+    ours, theirs = KmerStore(workdir / "out-kmervae-1.zarr"), KmerStore(workdir / "out-numpy-1.zarr")
+    assert ours.n == theirs.n and list(ours.ids(0, 2000)) == list(theirs.ids(0, 2000))
+    np.testing.assert_array_equal(ours.rows(0, 2000), theirs.rows(0, 2000))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--one", nargs=4, metavar=("METHOD", "FASTA", "OUT", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/kmervae-bench"))
+    parser.add_argument("--genomes", type=Path, default=GENOMES)
+    parser.add_argument("--vamb-python", default=DEFAULT_VAMB_PYTHON)
+    parser.add_argument("--big-mbp", type=float, default=100)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per measurement; the best is shown")
+    parser.add_argument("--quick", action="store_true", help="skip the big file")
+    args = parser.parse_args()
+    if args.one:
+        method, fasta, out, threads = args.one
+        one(method, Path(fasta), Path(out), int(threads))
+        return
+
+    inputs = make_inputs(args.workdir, args.genomes, args.big_mbp)
+    if args.quick:
+        inputs = dict(list(inputs.items())[:2])
+    have_vamb = Path(args.vamb_python).exists()
+    if not have_vamb:
+        print(f"# no VAMB python at {args.vamb_python}: skipping VAMB (see this script's docstring)")
+    plan = [
+        ("kmervae", 1, sys.executable),
+        ("kmervae", 2, sys.executable),
+        ("kmervae-mem", 1, sys.executable),
+        ("kmervae-mem", 2, sys.executable),
+        ("numpy", 1, sys.executable),
+    ]
+    if have_vamb:
+        plan.append(("vamb", 1, args.vamb_python))
+    print(f"# {os.uname().nodename}, {os.cpu_count()} cores; load before: {os.getloadavg()}")
+    header = (
+        f"{'input':<30} {'method':<16} {'threads':>7} {'Mbp/s':>8} {'contigs/s':>10} {'peak RSS MB':>11}"
+        f" {'Mbp/CPU-s':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, path in inputs.items():
+        bases = sum(len(line) - 1 for line in open(path, "rb") if not line.startswith(b">"))
+        results = {}
+        for method, threads, python in plan:
+            runs = [measure(python, method, path, threads, args.workdir) for _ in range(args.repeats)]
+            best = min(runs, key=lambda r: r["seconds"])
+            best["rss_mb"] = max(r["rss_mb"] for r in runs)
+            results[(method, threads)] = best
+            name = {
+                "kmervae": "kmervae 6..1",
+                "kmervae-mem": "kmervae no store",
+                "numpy": "numpy 6..1",
+                "vamb": "vamb 4-mers",
+            }[method]
+            print(
+                f"{label:<30} {name:<16} {threads:>7} {bases / best['seconds'] / 1e6:>8.1f} "
+                f"{best['records'] / best['seconds']:>10,.0f} {best['rss_mb']:>11.0f} {bases / best['cpu'] / 1e6:>10.1f}",
+                flush=True,
+            )
+        check_numpy_equals_kmervae(args.workdir)
+        base = results[("kmervae", 1)]["seconds"]
+        fastest = min(results[("kmervae", t)]["seconds"] for t in (1, 2))
+        ratios = [
+            f"kmervae is {results[('numpy', 1)]['seconds'] / base:.1f}x (1 thread) and "
+            f"{results[('numpy', 1)]['seconds'] / fastest:.1f}x (best) as fast as numpy"
+        ]
+        if have_vamb:
+            vamb = results[("vamb", 1)]["seconds"]
+            no_store = min(results[("kmervae-mem", t)]["seconds"] for t in (1, 2))
+            ratios.append(
+                f"Mbp/s vs VAMB: store {vamb / fastest:.2f}x, no store {vamb / no_store:.2f}x (best of 1/2 threads)"
+            )
+        print(f"{'':<30} " + "; ".join(ratios))
+    print(f"# load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
