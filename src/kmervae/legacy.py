@@ -124,6 +124,7 @@ def export_legacy(
                 freq = rows if source.matrix_name == "freq" else frequencies(rows, source.layout)
                 target[start:stop, 0] = lengths
                 target[start:stop, 1:] = freq
+                target.flush()  # write back each chunk: dirty pages never pile up in memory
                 ids_out.write("".join(f"{i}\n" for i in ids))
                 bar.update(stop - start)
         target.flush()
