@@ -93,6 +93,7 @@ def test_embed_selects_groups_transforms_like_the_oracle_and_is_deterministic(tm
 
     sub = counts[:, wide.columns_for((3, 2, 1))]
     x = torch.tensor(numpy_clr(sub, Layout((3, 2, 1))), dtype=torch.float32)
+    torch.testing.assert_close(model.transform(torch.from_numpy(sub)), x, rtol=0, atol=2e-6)
     with torch.no_grad():
         oracle = model.encode(x)[0].numpy()
     np.testing.assert_allclose(z, oracle, rtol=1e-4, atol=1e-5)
