@@ -177,6 +177,7 @@ def test_paper_dry_run_plans_every_job(tmp_path):
 
 def workdir_for(tmp: Path) -> Path:
     """A run directory that sees the repository's config and demo data but keeps results apart."""
+    tmp.mkdir(parents=True, exist_ok=True)
     for name in ("config", "resources"):
         (tmp / name).symlink_to(REPO / name)
     return tmp

@@ -5,8 +5,11 @@
 #                                            # waits until the node is idle; prints SLURM_CONF=...
 #   tests/slurm/cluster.sh stop STATE_DIR    # stops exactly the daemons this script started
 #
-# Needs root and Debian's slurm-wlm + munge (`make slurm-deps`). Clients find the cluster
-# through SLURM_CONF=STATE_DIR/slurm.conf; nothing under /etc/slurm is touched.
+# Needs root and Debian's slurm-wlm + munge (`make slurm-deps`). The config is written to
+# STATE_DIR/slurm.conf and linked from /etc/slurm/slurm.conf, where srun inside a job looks
+# (Snakemake's jobstep executor drops SLURM_CONF from the job's environment); an existing
+# /etc/slurm/slurm.conf that is not such a link is never replaced (exit 3). `stop` removes
+# the link again.
 set -euo pipefail
 action=${1:?usage: cluster.sh start|stop STATE_DIR}
 state=$(mkdir -p "${2:?usage: cluster.sh start|stop STATE_DIR}" && cd "$2" && pwd)
@@ -49,6 +52,13 @@ start)
         cp /run/munge/munged.pid "$state/munged.pid"
         for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.2; done
     fi
+    system_conf=/etc/slurm/slurm.conf
+    if [[ -e $system_conf || -L $system_conf ]] && [[ $(readlink "$system_conf") != "$conf" ]]; then
+        echo "cluster.sh: $system_conf exists and is not ours; not touching a configured cluster" >&2
+        exit 3
+    fi
+    mkdir -p /etc/slurm
+    ln -sfn "$conf" "$system_conf"
     slurmctld -f "$conf"
     slurmd -f "$conf"
     export SLURM_CONF=$conf
@@ -67,6 +77,9 @@ stop)
     stop_pidfile "$state/slurmd.pid"
     stop_pidfile "$state/slurmctld.pid"
     stop_pidfile "$state/munged.pid"
+    if [[ $(readlink /etc/slurm/slurm.conf 2>/dev/null) == "$conf" ]]; then
+        rm -f /etc/slurm/slurm.conf
+    fi
     ;;
 *)
     echo "usage: cluster.sh start|stop STATE_DIR" >&2
