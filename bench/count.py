@@ -96,7 +96,7 @@ def make_inputs(workdir: Path, genomes: Path, big_mbp: float) -> dict[str, Path]
         with open(big.with_suffix(".tmp"), "wb") as out:
             while bases < big_mbp * 1e6:
                 for size in (1000, 5000):
-                    bases += write_contigs(out, records, size, f"r{copy}")[1]
+                    bases += write_contigs(out, records, size, f"r{copy}s{size // 1000}")[1]
                 copy += 1
         big.with_suffix(".tmp").rename(big)
     paths[f"{int(big_mbp)} Mbp (1+5 kb, repeated)"] = big

@@ -114,6 +114,9 @@ class StoreWriter:
                 dtype=MATRIX_KINDS[matrix],
                 chunks=(c, layout.width),
                 compressors=compressors,
+                # zarr's check for an all-fill chunk (to skip writing it) costs more than
+                # compressing the chunk; matrix chunks are practically never all zero
+                config={"write_empty_chunks": True},
             ),
         }
         for name in self.extra:
