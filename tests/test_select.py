@@ -51,3 +51,16 @@ def test_select_nothing_left_and_cli(tmp_path, capsys):
         main(["select", str(tmp_path / "missing.zarr"), "--min-length", "1", "-o", str(tmp_path / "x.zarr")])
         == 2
     )
+
+
+def test_select_listed_ids(tmp_path, capsys):
+    data = make_store(tmp_path / "s.zarr", 90)
+    (tmp_path / "ids.txt").write_text("# wanted\nr5\nr17\n\nr60\nr89\nnot_there\n")
+    argv = ["select", str(tmp_path / "s.zarr"), "--ids", str(tmp_path / "ids.txt"), "--min-length", "2000"]
+    code = main([*argv, "-o", str(tmp_path / "sub.zarr")])
+    s = KmerStore(tmp_path / "sub.zarr")
+    keep = np.isin(data["id"], ["r5", "r17", "r60", "r89"]) & (data["length"] >= 2000)
+    assert code == 0 and s.n == keep.sum() and "listed in" in capsys.readouterr().out
+    np.testing.assert_array_equal(s.ids(), data["id"][keep])
+    np.testing.assert_array_equal(s.rows(), data["rows"][keep])
+    assert s.attrs["provenance"]["selected_ids"]["listed"] == 5

@@ -1,4 +1,4 @@
-"""Per-threshold stores: keep the rows at or above a minimum length, without recounting.
+"""Per-threshold stores: keep the rows at or above a minimum length (or listed), without recounting.
 
 The length sweep (1000 … 5000 bp) reads one counted store per sample and writes one
 smaller store per threshold; rows are streamed chunk by chunk, so memory is a few
@@ -69,13 +69,28 @@ def copied_attrs(source: KmerStore) -> dict:
     return {k: v for k, v in source.attrs.items() if k not in WRITER_ATTRS}
 
 
+def read_id_list(path: str | os.PathLike) -> set[str]:
+    """IDs from a text file, one per line (blank lines and ``#`` comments skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KmervaeError(f"{path}: no such ID list")
+    with open(path, encoding="utf-8") as fh:
+        return {line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")}
+
+
 def select_min_length(
-    store: str | os.PathLike, out: str | os.PathLike, min_length: int, chunk_rows: int | None = None
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+    min_length: int,
+    chunk_rows: int | None = None,
+    ids_file: str | os.PathLike | None = None,
 ) -> Path:
     """Write the rows of ``store`` whose length is at least ``min_length`` to the store ``out``.
 
-    Attributes are copied; ``provenance.min_length`` records the threshold (the larger of
-    this one and any threshold the source was already selected with).
+    With ``ids_file`` (one ID per line) only the listed records are kept (a row selection
+    without recounting; the list is held in memory, the store is streamed). Attributes
+    are copied; ``provenance.min_length`` records the threshold (the larger of this one
+    and any threshold the source was already selected with).
     """
     min_length = int(min_length)
     if min_length < 0:
@@ -83,14 +98,16 @@ def select_min_length(
     source = KmerStore(store)
     if Path(out).resolve() == source.path.resolve():
         raise KmervaeError(f"{out}: the output would overwrite its input store")
+    wanted = read_id_list(ids_file) if ids_file is not None else None
     attrs = copied_attrs(source)
     provenance = dict(attrs.get("provenance") or {})
     provenance["min_length"] = max(min_length, int(provenance.get("min_length", 0)))
     provenance["selected_from"] = {"path": str(source.path), "n": source.n}
+    if wanted is not None:
+        provenance["selected_ids"] = {"path": str(ids_file), "listed": len(wanted)}
     attrs["provenance"] = provenance
     extra = tuple(name for name in OPTIONAL_ARRAYS if source.has(name))
     step = int(chunk_rows or source.chunk_rows)
-    kept = 0
     with StoreWriter(
         out,
         source.layout,
@@ -104,15 +121,18 @@ def select_min_length(
         with progress(f"select >= {min_length} bp", total=source.n, unit="rows") as bar:
             for start, stop in source.chunks(step):
                 lengths = source.lengths(start, stop)
-                keep = np.nonzero(lengths >= min_length)[0]
+                ids = source.ids(start, stop)
+                mask = lengths >= min_length
+                if wanted is not None:
+                    mask &= np.fromiter((i in wanted for i in ids), dtype=bool, count=len(ids))
+                keep = np.nonzero(mask)[0]
                 if len(keep):
                     appender.append(
-                        source.ids(start, stop)[keep],
+                        ids[keep],
                         lengths[keep],
                         source.rows(start, stop)[keep],
                         **{name: read_optional(source, name, start, stop)[keep] for name in extra},
                     )
-                    kept += len(keep)
                 bar.update(stop - start)
         appender.flush()
     return Path(out)
