@@ -63,13 +63,20 @@ def loader_rows_per_s(data: DatasetBatches, model, transform: bool) -> float:
     return rows / (time.perf_counter() - start)
 
 
+def endless_batches(data: DatasetBatches):
+    epoch = 0
+    while True:
+        yield from data.train_batches(epoch)
+        epoch += 1
+
+
 def profile_step(config: dict, data: DatasetBatches, steps: int, precision: str) -> dict:
     """Seconds per phase of the training step (the same calls as kmervae.train.train_epoch)."""
     torch.manual_seed(0)
     model = build_model(config).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7, fused=True)
     phases = dict.fromkeys(["batch gathering", "CLR transform", "forward", "loss", "backward", "optimiser"], 0.0)
-    batches = data.train_batches(0)
+    batches = endless_batches(data)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else (
         lambda: torch.autocast("cpu", enabled=False))
     for i in range(steps + 2):
@@ -100,7 +107,7 @@ def op_table(config: dict, data: DatasetBatches, steps: int) -> str:
     torch.manual_seed(0)
     model = build_model(config).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7, fused=True)
-    batches = data.train_batches(0)
+    batches = endless_batches(data)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             x = model.transform(next(batches))
@@ -110,6 +117,23 @@ def op_table(config: dict, data: DatasetBatches, steps: int) -> str:
             loss.backward()
             opt.step()
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
+
+
+def rss_child(mode: str, data_path: str, buffer_rows: int) -> None:
+    """In a fresh process: peak RSS (MB) after opening the store, and after one epoch of batches."""
+    data = DatasetBatches(data_path, Layout().ks, 1024, 42, 1 << 40 if mode == "memory" else 0, buffer_rows)
+    if mode != "open":
+        for batch in data.train_batches(0):
+            data_model_input = batch  # noqa: F841 (the batch is what training holds)
+    # VmHWM is this process's own peak (ru_maxrss would include the parent's from before exec)
+    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print(peak_kb / 1024)
+
+
+def peak_rss_mb(mode: str, data_path: Path, buffer_rows: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--rss-child", mode, str(data_path), str(buffer_rows)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def torch_run(config: dict, data_path: Path, out: Path, threads: int) -> dict:
@@ -129,8 +153,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--profile-steps", type=int, default=5)
     ap.add_argument("--keras-python", help="python of a venv with keras + jax, for the reference")
-    ap.add_argument("--only", nargs="*", default=None, help="subset of: loader profile fp32-mem bf16-mem fp32-stream bf16-stream keras")
+    ap.add_argument("--only", nargs="*", default=None, help="subset of: loader rss profile fp32-mem bf16-mem fp32-stream bf16-stream keras")
+    ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child[0], args.rss_child[1], int(args.rss_child[2]))
+        return 0
     only = set(args.only) if args.only else None
     wanted = lambda name: only is None or name in only  # noqa: E731
     torch.set_num_threads(args.threads)
@@ -161,6 +189,18 @@ def main() -> int:
                 mode = "in memory" if in_memory else "streaming"
                 print(f"{mode:10s}  batches {raw:12,.0f}   batches + CLR {clr:10,.0f}")
                 results[f"loader-{'mem' if in_memory else 'stream'}"] = clr
+
+        if wanted("rss"):
+            print("\n## peak RSS of one epoch of batches (fresh process each)")
+            base = peak_rss_mb("open", data_path, 8192)
+            data_mb = (args.rows + args.val_rows) * model.input_width * 4 / 2**20
+            print(f"open the store only        {base:8,.0f} MB")
+            print(f"in memory                  {peak_rss_mb('memory', data_path, 8192):8,.0f} MB "
+                  f"(data: {data_mb:,.0f} MB)")
+            for buffer_rows in (4096, 8192):
+                buffer_mb = buffer_rows * model.input_width * 4 / 2**20
+                print(f"streaming, buffer {buffer_rows:6,d} rows {peak_rss_mb('stream', data_path, buffer_rows):8,.0f} MB "
+                      f"(buffer: {buffer_mb:,.0f} MB)")
 
         if wanted("profile"):
             data = batches(True)

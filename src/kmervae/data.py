@@ -104,7 +104,7 @@ class DatasetBatches:
     def _chunks_in(self, order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Read chunks in ``order`` with one chunk read ahead in a background thread."""
         ranges = list(self.store.chunks())
-        q: queue.Queue = queue.Queue(maxsize=2)
+        q: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def reader():

@@ -147,7 +147,8 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     net.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
-    with progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") as bar:
+    bar_context = progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
+    with bar_context as bar:
         for b, batch in enumerate(data.train_batches(epoch, min_rows=max(2, world.world))):
             n = len(batch)
             noise = torch.randn((n, model.latent_dim), generator=noise_gen)
@@ -169,6 +170,16 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
                 sums += torch.stack([(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(hi - lo)]).double()
             bar.update(1)
     return world.sum(sums).cpu().numpy()
+
+
+class _NoProgress(contextlib.nullcontext):
+    """Ranks other than 0 stay quiet."""
+
+    def __enter__(self):
+        return self
+
+    def update(self, n=1):
+        pass
 
 
 class _NonFinite(Exception):
