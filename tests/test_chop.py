@@ -5,8 +5,10 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kmervae.chop import LABEL_COLUMNS, chop_genomes, genome_name_of
+from kmervae.chop import LABEL_COLUMNS, chop_genomes, fragment_lengths, genome_name_of, tile
 from kmervae.cli import main
 from kmervae.errors import KmervaeError
 
@@ -181,3 +183,25 @@ def test_demo_genomes_chop_with_their_replicon_types(demo_dir, tmp_path):
         "kutzneria_sp744_scaffold": "chromosome",
     }
     assert labels[labels.genome == "lambda"].length.sum() > 48502 - 1000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    record_length=st.integers(0, 30_000),
+    seed=st.integers(0, 2**32 - 1),
+    min_length=st.integers(1, 3000),
+    span=st.integers(0, 10_000),
+    distribution=st.sampled_from(["lognormal", "loguniform"]),
+)
+def test_tiles_are_contiguous_bounded_and_drop_only_a_short_tail(
+    record_length, seed, min_length, span, distribution
+):
+    max_length = min_length + span
+    rng = np.random.default_rng(seed)
+    lengths = fragment_lengths(rng, distribution, min_length, max_length, 2000, 1.0)
+    pieces = tile(record_length, lengths, min_length)
+    if pieces:  # contiguous from the first base
+        assert [start for start, _ in pieces] == [0] + [end for _, end in pieces[:-1]]
+    assert all(min_length <= end - start <= max_length for start, end in pieces)
+    covered = pieces[-1][1] if pieces else 0
+    assert 0 <= record_length - covered < min_length  # only a tail shorter than the minimum is dropped
