@@ -110,10 +110,14 @@ def test_bootstrap_interval_brackets_the_statistic_and_matches_scipy_per_resampl
     rho = stats.spearmanr(x.ravel(), y.ravel()).statistic
     assert lo < rho < hi and plo < stats.pearsonr(x.ravel(), y.ravel()).statistic < phi
     # the same resamples drawn by hand and fed to scipy give the same interval
+    # ties inside the data must get average ranks too
+    y[3, :2] = y[7, 1] = 0.5
     pick = np.random.default_rng(1).integers(0, 30, size=(250, 30))
     manual = [stats.spearmanr(x[p].ravel(), y[p].ravel()).statistic for p in pick]
-    (lo1, hi1), _ = bootstrap_correlations(x, y, 250, seed=1)
+    manual_r = [stats.pearsonr(x[p].ravel(), y[p].ravel()).statistic for p in pick]
+    (lo1, hi1), (plo1, phi1) = bootstrap_correlations(x, y, 250, seed=1)
     assert (lo1, hi1) == pytest.approx(tuple(np.percentile(manual, [2.5, 97.5])), abs=1e-9)
+    assert (plo1, phi1) == pytest.approx(tuple(np.percentile(manual_r, [2.5, 97.5])), abs=1e-9)
 
 
 def test_bad_inputs_are_one_clear_error(tmp_path, capsys):

@@ -39,33 +39,63 @@ TOP_RANKS = (1, 5, 10, 20, 50)
 DEFAULTS = {"pool": 50_000, "queries": 100, "k": 50, "metric": "euclidean", "bootstrap": 10_000, "seed": 42}
 
 
-def bootstrap_correlations(x: np.ndarray, y: np.ndarray, resamples: int, seed: int, batch: int = 250):
+def bootstrap_correlations(x: np.ndarray, y: np.ndarray, resamples: int, seed: int, batch: int = 500):
     """95 % percentile intervals of Spearman and Pearson over (Q, K) pair matrices, resampling queries.
 
-    Returns ((spearman_lo, spearman_hi), (pearson_lo, pearson_hi)); NaN when resamples is 0.
+    A resample is the original pairs weighted by how often their query was drawn, so
+    its average ranks follow from one global sort (cumulative weights) instead of a sort
+    per resample: the same numbers as ranking the expanded resample, 10,000 resamples in
+    seconds. Returns ((spearman_lo, spearman_hi), (pearson_lo, pearson_hi)); NaN when
+    resamples is 0.
     """
     if resamples <= 0:
         return (float("nan"),) * 2, (float("nan"),) * 2
     rng = np.random.default_rng(seed)
-    q = x.shape[0]
+    q, k = x.shape
+    xs, ys = x.ravel().astype(np.float64), y.ravel().astype(np.float64)
+    query_of_pair = np.repeat(np.arange(q), k)
+    x_sort, y_sort = _tie_groups(xs), _tie_groups(ys)
     rho, r = [], []
     for a in range(0, resamples, batch):
         b = min(batch, resamples - a)
         pick = rng.integers(0, q, size=(b, q))
-        xs, ys = x[pick].reshape(b, -1), y[pick].reshape(b, -1)
-        rho.append(_rowwise_pearson(stats.rankdata(xs, axis=1), stats.rankdata(ys, axis=1)))
-        r.append(_rowwise_pearson(xs, ys))
+        drawn = np.stack([np.bincount(row, minlength=q) for row in pick]).astype(np.float64)
+        w = drawn[:, query_of_pair]
+        rho.append(_weighted_pearson(_weighted_ranks(w, *x_sort), _weighted_ranks(w, *y_sort), w))
+        r.append(_weighted_pearson(np.broadcast_to(xs, w.shape), np.broadcast_to(ys, w.shape), w))
     rho, r = np.concatenate(rho), np.concatenate(r)
     ci = lambda v: tuple(float(t) for t in np.nanpercentile(v, [2.5, 97.5]))  # noqa: E731
     return ci(rho), ci(r)
 
 
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+def _tie_groups(v: np.ndarray):
+    """Sort order of v, tie-group index of each sorted value, and the number of groups."""
+    order = np.argsort(v, kind="stable")
+    sorted_v = v[order]
+    group = np.cumsum(np.r_[True, sorted_v[1:] != sorted_v[:-1]]) - 1
+    return order, group, int(group[-1]) + 1
+
+
+def _weighted_ranks(w: np.ndarray, order: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """Average ranks of every value in datasets where value i appears w[b, i] times."""
+    b = w.shape[0]
+    ws = w[:, order]
+    flat = (group[None, :] + groups * np.arange(b)[:, None]).ravel()
+    group_weight = np.bincount(flat, weights=ws.ravel(), minlength=b * groups).reshape(b, groups)
+    before = np.cumsum(group_weight, axis=1) - group_weight
+    rank_sorted = (before + (group_weight + 1) / 2)[:, group]
+    ranks = np.empty_like(rank_sorted)
+    ranks[:, order] = rank_sorted
+    return ranks
+
+
+def _weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    total = w.sum(axis=1, keepdims=True)
+    a = a - (w * a).sum(axis=1, keepdims=True) / total
+    b = b - (w * b).sum(axis=1, keepdims=True) / total
+    den = np.sqrt((w * a * a).sum(axis=1) * (w * b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=1) / den
+        return (w * a * b).sum(axis=1) / den
 
 
 def local_distance_protocol(
