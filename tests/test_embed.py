@@ -101,7 +101,8 @@ def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):
         w.append(["x"], [10], np.ones((1, layout.width)))
     code = main(["embed", "--model", str(model_dir), str(tmp_path / "s.zarr"), "-o", str(tmp_path / "e.zarr")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "6-mers, 5-mers are needed" in err and len(err.splitlines()) == 1
+    assert code == 2 and "missing 6-mers, 5-mers" in err and str(tmp_path / "s.zarr") in err
+    assert len(err.splitlines()) == 1
     assert not (tmp_path / "e.zarr").exists()
 
 

@@ -237,7 +237,13 @@ def embed_store(
     """Embed every row of a k-mer store (or one split of a dataset store) in the store's order."""
     _set_threads(threads)
     store = KmerStore(store_path)
-    store.layout.columns_for(model.input_ks)  # a model needs its groups: one clear error
+    missing = [k for k in model.input_ks if k not in store.layout.ks]
+    if missing:
+        raise KmervaeError(
+            f"{store_path}: the model {model_dir or ''} reads {Layout(tuple(model.input_ks)).describe()} but the store "
+            f"holds {store.layout.describe()} (missing {', '.join(f'{k}-mers' for k in missing)}); "
+            "count the contigs with the model's k-mer groups"
+        )
     extra = tuple(name for name in OPTIONAL_ARRAYS if store.has(name))
     selected = store.split_index(split) if split else None
     attrs = {
