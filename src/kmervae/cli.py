@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KmervaeError as exc:
         print(f"kmervae: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `kmervae info ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("kmervae: interrupted", file=sys.stderr)
         return 130

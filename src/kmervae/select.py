@@ -60,8 +60,7 @@ class AlignedAppender:
 
 def read_optional(store: KmerStore, name: str, start: int, stop: int) -> np.ndarray:
     """Rows [start, stop) of an optional array; strings as plain ``str`` (zarr returns StringDType)."""
-    values = store.array(name)[start:stop]
-    return np.asarray(values, dtype=object).astype(str) if OPTIONAL_ARRAYS[name] is str else values
+    return store.read(name, start, stop)
 
 
 def copied_attrs(source: KmerStore) -> dict:

@@ -47,6 +47,11 @@ OPTIONAL_ARRAYS = {"sample": str, "split": np.int8}
 FAST_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 
 
+def plain_str(values) -> np.ndarray:
+    """Strings as a numpy ``str`` array (zarr 3 returns StringDType, which won't cast to ``str``)."""
+    return np.asarray(values, dtype=object).astype(str)
+
+
 def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -128,7 +133,7 @@ class StoreWriter:
 
     def append(self, ids, lengths, matrix, **extra) -> None:
         """Append rows. Appending whole multiples of ``chunk_rows`` is fastest."""
-        ids = np.asarray(ids, dtype=str)
+        ids = plain_str(ids)
         n = len(ids)
         if n == 0:
             return
@@ -141,7 +146,8 @@ class StoreWriter:
         self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
         self.arrays[self.matrix].append(matrix.astype(MATRIX_KINDS[self.matrix], copy=False))
         for name, values in extra.items():
-            self.arrays[name].append(np.asarray(values, dtype=OPTIONAL_ARRAYS[name]))
+            kind = OPTIONAL_ARRAYS[name]
+            self.arrays[name].append(plain_str(values) if kind is str else np.asarray(values, dtype=kind))
         self.n += n
 
     def update_attrs(self, **attrs) -> None:
@@ -207,8 +213,13 @@ class KmerStore:
             raise KmervaeError(f"{self.path}: the store has no {name!r} array")
         return self.group[name]
 
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of a 1-D array (``id``, ``length``, ``sample``, ``split``); strings as ``str``."""
+        values = self.array(name)[start:stop]
+        return plain_str(values) if values.dtype.kind in "OTU" else values
+
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return np.asarray(self.array("id")[start:stop], dtype=object).astype(str)
+        return self.read("id", start, stop)
 
     def lengths(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.array("length")[start:stop]
