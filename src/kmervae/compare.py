@@ -198,6 +198,7 @@ def collect_baselines(
 
     The PCA baselines do not depend on the run, but their default widths follow the run's
     latent size, so runs of different model variants add rows; duplicates keep the first run's.
+    A table's own ``vae`` row repeats its run's matrix cell and is left out.
     """
     out = {}
     for testset in testsets:
@@ -208,6 +209,7 @@ def collect_baselines(
         ]
         if tables:
             merged = pd.concat(tables, ignore_index=True)
+            merged = merged[merged.method != "vae"]
             out[testset] = merged.drop_duplicates(["method", "width"], keep="first").reset_index(drop=True)
     return out
 
@@ -282,8 +284,13 @@ def plot_length_sweep(lines: dict[str, pd.DataFrame], path: Path) -> None:
     from .plots import figure, save_figure
 
     fig, ax = figure(figsize=(7, 4.5))
-    for label, part in lines.items():
-        ax.errorbar(part.test_threshold, part.spearman, yerr=_errors(part), marker="o", capsize=3, label=label)
+    thresholds = sorted({t for part in lines.values() for t in part.test_threshold})
+    step = min(np.diff(thresholds)) if len(thresholds) > 1 else 1000
+    for i, (label, part) in enumerate(lines.items()):
+        dodge = (i - (len(lines) - 1) / 2) * 0.3 * step / max(1, len(lines))  # keep error bars apart
+        ax.errorbar(part.test_threshold + dodge, part.spearman, yerr=_errors(part), marker="o", capsize=3,
+                    label=label)
+    ax.set_xticks(thresholds)
     ax.set_xlabel("minimum contig length of the test set (bp)")
     ax.set_ylabel("Spearman")
     ax.set_title("Length sweep")
@@ -332,18 +339,19 @@ def plot_grand(table: pd.DataFrame, path: Path) -> None:
     from .plots import figure, save_figure
 
     testsets = list(pd.unique(table.testset))
-    tallest = max([int((table.testset == t).sum()) for t in testsets] or [1])
-    fig, axes = figure(1, max(1, len(testsets)), figsize=(4.5 * max(1, len(testsets)), 1 + 0.35 * tallest),
-                       squeeze=False)
-    for ax, testset in zip(axes[0], testsets):
+    heights = [max(1, int((table.testset == t).sum())) for t in testsets] or [1]
+    fig, axes = figure(len(heights), 1, figsize=(7.5, 1.0 + 0.28 * sum(heights) + 0.5 * len(heights)),
+                       squeeze=False, gridspec_kw={"height_ratios": heights}, layout="constrained")
+    low = np.nanmin(np.r_[table.spearman.to_numpy(float), table.spearman_ci_lo.to_numpy(float)]) if len(table) else 0
+    for ax, testset in zip(axes[:, 0], testsets):
         part = table[table.testset == testset].iloc[::-1]
         colours = ["tab:blue" if kind == "vae" else "tab:gray" for kind in part.kind]
-        err = _errors(part)
-        ax.barh(range(len(part)), part.spearman, xerr=err, color=colours, capsize=2)
+        ax.barh(range(len(part)), part.spearman, xerr=_errors(part), color=colours, capsize=2)
         ax.set_yticks(range(len(part)), part.method, fontsize=7)
-        ax.set_xlabel("Spearman")
-        ax.set_title(testset)
+        ax.set_xlim(max(0.0, low - 0.05), 1.0)
+        ax.set_title(f"test set {testset}", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("Spearman (embedding vs k-mer distance)")
     fig.suptitle("Grand comparison: VAE runs (blue) and baselines (grey)")
     save_figure(fig, path)
 

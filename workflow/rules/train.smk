@@ -8,9 +8,9 @@ rule train:
     output:
         model=report(
             directory("results/models/{run}"),
-            patterns=["curves.png"],
+            patterns=["{name}.png"],
             caption="../report/training.rst",
-            category="Per run: training",
+            category="Training",
             labels={"run": "{run}", "figure": "training curves"},
         ),
     log:
