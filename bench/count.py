@@ -211,15 +211,55 @@ def run_vamb(path: Path, out: Path, threads: int):
     return start, int(composition.matrix.shape[0]), cpu_before
 
 
+def kernel_only(path: Path) -> dict:
+    """Counting alone, records already in memory: kmervae's kernel vs the per-record numpy
+    counter on the same records (CPU seconds, one thread)."""
+    import numpy as np
+
+    from kmervae.count import BASE_CODE, count_buffer
+    from kmervae.fasta import read_fasta_chunks
+    from kmervae.kmers import Layout, canonical_index
+
+    layout = Layout()
+    fold = {k: canonical_index(k) for k in layout.ks}
+    chunks = list(read_fasta_chunks(path))
+    first_counts = count_buffer(chunks[0].seq, chunks[0].offsets, layout)  # also loads the kernel
+    start = cpu_seconds()
+    for c in chunks:  # results dropped as in count_fasta, so memory is reused as there
+        count_buffer(c.seq, c.offsets, layout)
+    kernel = cpu_seconds() - start
+    start = cpu_seconds()
+    first = chunks[0]
+    records = [first.seq[first.offsets[i] : first.offsets[i + 1]].tobytes() for i in range(len(first))]
+    theirs = np.stack([numpy_counts(r, layout, BASE_CODE, fold) for r in records])
+    numpy_seconds = (cpu_seconds() - start) * sum(c.bases for c in chunks) / first.bases
+    np.testing.assert_array_equal(theirs, first_counts)
+    return {"kernel": kernel, "numpy": numpy_seconds, "bases": sum(c.bases for c in chunks)}
+
+
 RUNNERS = {"kmervae": run_kmervae, "kmervae-mem": run_kmervae_in_memory, "numpy": run_numpy, "vamb": run_vamb}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. /proc's VmHWM, not ru_maxrss: on Linux ru_maxrss carries the
+    parent's peak over fork + exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def one(method: str, path: Path, out: Path, threads: int) -> None:
+    if method == "kernel":
+        print(json.dumps(kernel_only(path)))
+        return
     start, n, cpu_before = RUNNERS[method](path, out, threads)
     seconds = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime - cpu_before
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "records": n, "rss_mb": usage.ru_maxrss / 1024}))
+    cpu = cpu_seconds() - cpu_before
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "records": n, "rss_mb": peak_rss_mb()}))
 
 
 # -- driver --------------------------------------------------------------------------------------
@@ -303,6 +343,13 @@ def main() -> None:
                 flush=True,
             )
         check_numpy_equals_kmervae(args.workdir)
+        if "repeated" not in label:
+            k = measure(sys.executable, "kernel", path, 1, args.workdir)
+            print(
+                f"{'':<30} counting only (records in memory, 1 thread): kmervae kernel "
+                f"{k['bases'] / k['kernel'] / 1e6:.0f} Mbp/CPU-s, numpy {k['bases'] / k['numpy'] / 1e6:.1f} "
+                f"Mbp/CPU-s ({k['numpy'] / k['kernel']:.0f}x)"
+            )
         base = results[("kmervae", 1)]["seconds"]
         fastest = min(results[("kmervae", t)]["seconds"] for t in (1, 2))
         ratios = [

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -173,12 +174,19 @@ def count_buffer(
     layout: Layout = Layout(),
     threads: int = 1,
     switch: int = MARGINAL_FROM_BASES,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Counts (uint32, n × layout.width) of the records ``seq[offsets[i]:offsets[i+1]]``."""
+    """Counts (uint32, n × layout.width) of the records ``seq[offsets[i]:offsets[i+1]]``,
+    written into ``out[:n]`` if given (a C-contiguous uint32 matrix of at least n rows)."""
     tables = _tables(layout)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     n = len(offsets) - 1
-    out = np.empty((n, tables.width), dtype=np.uint32)
+    if out is None:
+        out = np.empty((n, tables.width), dtype=np.uint32)
+    else:
+        if out.dtype != np.uint32 or out.shape[1:] != (tables.width,) or len(out) < n or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous uint32 matrix of >= {n} x {tables.width}")
+        out = out[:n]
     if n == 0:
         return out
     threads = _check_threads(threads)
@@ -227,27 +235,62 @@ def count_sequences(seqs: list[str | bytes], layout: Layout = Layout(), threads:
     return count_buffer(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets, layout, threads)
 
 
+class _MatrixPool:
+    """Output matrices to reuse. A fresh 45 MB matrix per chunk costs more in page faults
+    than counting 1 kb contigs into it (glibc returns allocations over 32 MB to the OS).
+
+    :meth:`take` is called from one thread only; :meth:`give` from any.
+    """
+
+    def __init__(self, rows: int, width: int, limit: int):
+        self.rows, self.width, self.limit = rows, width, limit
+        self.free: queue.SimpleQueue = queue.SimpleQueue()
+        self.made = 0
+
+    def take(self) -> np.ndarray:
+        try:
+            return self.free.get_nowait()
+        except queue.Empty:
+            if self.made < self.limit:
+                self.made += 1
+                return np.empty((self.rows, self.width), dtype=np.uint32)
+            return self.free.get()  # wait for the writer to finish with one
+
+    def give(self, matrix: np.ndarray) -> None:
+        self.free.put(matrix)
+
+
 def _counted_chunks(
-    paths, layout: Layout, threads: int, chunk_records: int, chunk_bases: int
-) -> Iterator[tuple[FastaChunk, np.ndarray]]:
-    """(chunk, counts) in input order. With threads > 1 the next chunk is parsed while
-    the current one is counted, so parsing does not leave the counting threads idle."""
+    paths, layout: Layout, threads: int, chunk_records: int, chunk_bases: int, pool: _MatrixPool | None = None
+) -> Iterator[tuple[FastaChunk, np.ndarray, np.ndarray | None]]:
+    """(chunk, counts, pooled matrix holding the counts or None) in input order.
+
+    With threads > 1 the next chunk is parsed while the current one is counted, so
+    parsing does not leave the counting threads idle. With a ``pool`` the caller gives
+    each matrix back when done with it.
+    """
     threads = _check_threads(threads)
     chunks = read_fasta_chunks(paths, chunk_bases=chunk_bases, chunk_records=chunk_records)
+
+    def count(chunk):
+        matrix = pool.take() if pool is not None and len(chunk) <= pool.rows else None
+        return count_buffer(chunk.seq, chunk.offsets, layout, threads, out=matrix), matrix
+
     if threads == 1:
         for chunk in chunks:
-            yield chunk, count_buffer(chunk.seq, chunk.offsets, layout, 1)
+            yield chunk, *count(chunk)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count") as executor:
         pending = None
         try:
             for chunk in chunks:
-                future = pool.submit(count_buffer, chunk.seq, chunk.offsets, layout, threads)
+                matrix = pool.take() if pool is not None and len(chunk) <= pool.rows else None
+                future = executor.submit(count_buffer, chunk.seq, chunk.offsets, layout, threads, out=matrix)
                 if pending is not None:
-                    yield pending[0], pending[1].result()
-                pending = (chunk, future)
+                    yield pending[0], pending[1].result(), pending[2]
+                pending = (chunk, future, matrix)
             if pending is not None:
-                yield pending[0], pending[1].result()
+                yield pending[0], pending[1].result(), pending[2]
                 pending = None
         finally:
             if pending is not None:
@@ -265,7 +308,7 @@ def count_chunks(
 
     Memory is bounded by the chunk size; IDs must be unique over all ``paths``.
     """
-    for chunk, counts in _counted_chunks(paths, layout, threads, chunk_records, chunk_bases):
+    for chunk, counts, _ in _counted_chunks(paths, layout, threads, chunk_records, chunk_bases):
         yield chunk.ids, chunk.lengths, counts
 
 
@@ -292,22 +335,32 @@ def count_fasta(
     records = [0] * len(paths)
     totals = {"empty": 0, "bases": 0}
 
+    # at most: one matrix being counted, one waiting to be written, one being written
+    pool = _MatrixPool(chunk_rows, layout.width, limit=1 if threads == 1 else 3)
+
     def row_blocks():
+        """(rows to append, matrix to give back to the pool after appending them or None)."""
         buffer = _RowBuffer(chunk_rows)
         with progress(f"count {sample}", unit="bp") as bar:
-            for chunk, counts in _counted_chunks(paths, layout, threads, chunk_rows, chunk_bases):
+            for chunk, counts, matrix in _counted_chunks(paths, layout, threads, chunk_rows, chunk_bases, pool):
                 records[chunk.file_index] += len(chunk)
                 totals["empty"] += int(np.count_nonzero(chunk.lengths == 0))
                 totals["bases"] += chunk.bases
-                yield from buffer.add(chunk.ids, chunk.lengths, counts)
+                given = False
+                for block, is_view in buffer.add(chunk.ids, chunk.lengths, counts):
+                    yield block, (matrix if is_view else None)
+                    given = given or (is_view and matrix is not None)
+                if matrix is not None and not given:
+                    pool.give(matrix)  # the buffer kept copies only
                 bar.update(chunk.bases)
                 bar.set_postfix_str(f"{sum(records):,} sequences", refresh=False)
-            yield from buffer.flush()
+            for block, _ in buffer.flush():
+                yield block, None
 
     with StoreWriter(
         out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
     ) as writer, _compression_threads(threads):
-        _append_all(writer, row_blocks(), background=threads > 1)
+        _append_all(writer, row_blocks(), pool, background=threads > 1)
         writer.update_attrs(
             sources=[source_entry(p, n) for p, n in zip(paths, records)],
             stage="count",
@@ -340,18 +393,25 @@ def _compression_threads(threads: int):
         blosc.set_nthreads(previous_n)
 
 
-def _append_all(writer: StoreWriter, blocks, background: bool) -> None:
-    """Append row blocks; in the background, compression overlaps parsing and counting."""
+def _append_all(writer: StoreWriter, blocks, pool: _MatrixPool, background: bool) -> None:
+    """Append row blocks, giving pooled matrices back once written; in the background,
+    compression overlaps parsing and counting."""
+
+    def append(block, matrix):
+        writer.append(*block)
+        if matrix is not None:
+            pool.give(matrix)
+
     if not background:
-        for block in blocks:
-            writer.append(*block)
+        for block, matrix in blocks:
+            append(block, matrix)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-write") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-write") as executor:
         in_flight = None
-        for block in blocks:
+        for block, matrix in blocks:
             if in_flight is not None:
                 in_flight.result()
-            in_flight = pool.submit(writer.append, *block)
+            in_flight = executor.submit(append, block, matrix)
         if in_flight is not None:
             in_flight.result()
 
@@ -359,7 +419,8 @@ def _append_all(writer: StoreWriter, blocks, background: bool) -> None:
 class _RowBuffer:
     """Regroup rows into appends of whole ``chunk_rows`` multiples (zarr's fast path).
 
-    Aligned input passes through as views; only a partial chunk is ever copied.
+    ``add`` yields ``(block, is_view)``: aligned input passes through as a view of the
+    caller's arrays (``is_view``); rows kept for later are always copies.
     """
 
     def __init__(self, chunk_rows: int):
@@ -371,21 +432,21 @@ class _RowBuffer:
         rows = (ids, lengths, counts)
         if self.n:  # complete the pending partial chunk first
             need = min(self.chunk_rows - self.n, len(ids))
-            self.parts.append(tuple(x[:need] for x in rows))
+            self.parts.append(tuple(x[:need].copy() for x in rows))
             self.n += need
             rows = tuple(x[need:] for x in rows)
             if self.n < self.chunk_rows:
                 return
-            yield tuple(np.concatenate(x) for x in zip(*self.parts))
+            yield tuple(np.concatenate(x) for x in zip(*self.parts)), False
             self.parts, self.n = [], 0
         whole = (len(rows[0]) // self.chunk_rows) * self.chunk_rows
         if whole:
-            yield tuple(x[:whole] for x in rows)
+            yield tuple(x[:whole] for x in rows), True
         if whole < len(rows[0]):
             self.parts = [tuple(x[whole:].copy() for x in rows)]
             self.n = len(rows[0]) - whole
 
     def flush(self):
         if self.parts:
-            yield tuple(np.concatenate(x) for x in zip(*self.parts))
+            yield tuple(np.concatenate(x) for x in zip(*self.parts)), False
         self.parts, self.n = [], 0
