@@ -1,0 +1,127 @@
+"""The family VAE: any config the default flat KmerVAE does not cover (issue 6).
+
+Same interface as :class:`kmervae.model.KmerVAE` — ``transform``, ``encode``,
+``forward``, ``embed``, ``loss``, ``latent_dim``, ``input_ks`` (the groups read from a
+store, including the 1-mers when GC is an input), ``config_hash`` — with the input
+(:class:`kmervae.transforms.InputSpec`), body (:mod:`kmervae.branched`), heads
+(:mod:`kmervae.heads`) and losses (:mod:`kmervae.losses`) chosen by the config.
+Initialised like KmerVAE (Glorot-uniform, zero biases); a gated head's value starts at
+the group's mean frequency (1 / width) so early losses are on the data's scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .branched import make_body
+from .config import config_hash
+from .errors import KmervaeError
+from .family_config import output_names
+from .heads import EmbeddingHead, GatedHead
+from .kmers import Layout
+from .losses import FamilyLoss
+
+
+class FamilyVAE(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        from .transforms import InputSpec
+
+        self.config = config
+        self.config_hash = config_hash(config)
+        self.inputs = InputSpec(config)
+        self.input_ks: tuple[int, ...] = self.inputs.read_ks
+        self.input_layout = self.inputs.read_layout
+        self.input_width = self.inputs.width
+        self.reads_length = self.inputs.reads_length
+        self.outputs = output_names(config)
+        m = config["model"]
+        self.latent_dim = int(m["latent"])
+        self.logvar_clip = tuple(float(v) for v in m["logvar_clip"])
+        self.encoder, self.decoder = make_body(self.inputs, config, self.outputs)
+        self.z_mean = nn.Linear(self.encoder.out_width, self.latent_dim)
+        self.z_log_var = nn.Linear(self.encoder.out_width, self.latent_dim)
+        self.loss_fn = FamilyLoss(config, self.inputs)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            if isinstance(module, EmbeddingHead):
+                nn.init.xavier_uniform_(module.kmer_embedding)
+            if isinstance(module, GatedHead):
+                width = module.value.out_features
+                with torch.no_grad():  # softplus(b) = 1 / width
+                    module.value.bias.fill_(math.log(math.expm1(1.0 / width)))
+
+    def transform(self, block: torch.Tensor) -> torch.Tensor:
+        """Rows of the ``input_ks`` groups (+ a length column when the model reads length) → input."""
+        return self.inputs(block)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        return self.z_mean(h), self.z_log_var(h).clamp(*self.logvar_clip)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None):
+        """({output name: reconstruction}, z_mean, z_log_var); samples z only in training mode."""
+        mean, log_var = self.encode(x)
+        if self.training:
+            if noise is None:
+                noise = torch.randn_like(mean)
+            z = mean + torch.exp(0.5 * log_var) * noise.to(mean.dtype)
+        else:
+            z = mean
+        return self.decoder(z), mean, log_var
+
+    def loss(self, x, outputs, mean, log_var, beta: float):
+        """(batch-mean loss, per-row reconstruction term, per-row KL)."""
+        return self.loss_fn(x, outputs, mean, log_var, beta)
+
+    def metric_sums(self, x, outputs) -> dict[str, torch.Tensor]:
+        return self.loss_fn.metric_sums(x, outputs)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def read_block(self, matrix, layout: Layout, lengths=None) -> np.ndarray:
+        """The store rows (any layout holding ``input_ks``) as this model's read block."""
+        missing = [k for k in self.input_ks if k not in layout.ks]
+        if missing:
+            raise KmervaeError(
+                f"the model reads {Layout(self.input_ks).describe()} but the data lacks "
+                f"{', '.join(f'{k}-mers' for k in missing)} (it holds {layout.describe()})"
+            )
+        block = np.asarray(matrix)
+        if tuple(layout.ks) != self.input_ks:
+            block = block[:, layout.columns_for(self.input_ks)]
+        block = block.astype(np.float32, copy=False)
+        if self.reads_length:
+            if lengths is None:
+                raise KmervaeError(
+                    "the model reads contig lengths (input.extra log_length) but none were given"
+                )
+            block = np.concatenate([block, np.asarray(lengths, dtype=np.float32).reshape(-1, 1)], axis=1)
+        return block
+
+    @torch.no_grad()
+    def embed(self, matrix, layout: Layout, lengths=None, batch_size: int = 4096) -> np.ndarray:
+        """z_mean (float32, n × latent) of counts or frequencies in ``layout`` (and ``lengths``)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out = np.empty((len(matrix), self.latent_dim), dtype=np.float32)
+        try:
+            for start in range(0, len(matrix), batch_size):
+                stop = start + batch_size
+                block = self.read_block(
+                    matrix[start:stop], layout, None if lengths is None else np.asarray(lengths)[start:stop]
+                )
+                mean, _ = self.encode(self.transform(torch.from_numpy(block).to(device)))
+                out[start : start + len(block)] = mean.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out

@@ -1,0 +1,113 @@
+"""Model inputs of the family: a transform per k group, plus GC and log length as extra columns.
+
+Per-group transforms (``input.transform`` for all groups, ``input.group_transforms`` per
+group): ``clr`` (frequencies + Jeffreys pseudocount, log, centre: the default), ``freq``
+(raw frequencies) and ``log`` (log(frequency + ``input.log_offset``)). Extra inputs
+(``input.extra``): ``gc`` — the GC fraction from the 1-mer group, as its logit (clipped to
+[1e-6, 1 - 1e-6]) or raw — and ``log_length``, the natural log of the contig length.
+
+The model input ``x`` is the transformed groups in ``input.ks`` order, then the extras in
+``input.extra`` order. Every transform can be inverted back to frequencies
+(:meth:`InputSpec.frequencies`), so the losses that need frequencies (BCE, log-MSE,
+gated) are computed from ``x`` alone: no second copy of the data, and a float16
+in-memory copy of ``x`` is all training needs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .family_config import setting
+from .kmers import Layout, frequencies, gc_fraction, group_width
+from .model import INPUT_TRANSFORMS
+
+GC_CLIP = 1e-6
+
+
+def group_transform(block: torch.Tensor, k: int, kind: str, log_offset: float) -> torch.Tensor:
+    """Counts or frequencies of one k group → its model input columns."""
+    layout = Layout((k,))
+    if kind == "log":
+        return frequencies(block, layout).add(log_offset).log()
+    return INPUT_TRANSFORMS[kind](block, layout)
+
+
+def group_frequencies(x: torch.Tensor, k: int, kind: str, log_offset: float) -> torch.Tensor:
+    """Invert :func:`group_transform`: model input columns of one group → frequencies.
+
+    CLR: softmax(clr) = (f + p) / Σ(f + p) = (f + p) / (1 + w·p), so f = (1 + w·p)·softmax − p
+    (exact for rows whose group is not all zero; an all-zero group comes back uniform).
+    """
+    x = x.float()
+    if kind == "clr":
+        width = group_width(k)
+        p = 0.5 / width
+        return (torch.softmax(x, dim=1) * (1 + width * p) - p).clamp_min(0)
+    if kind == "log":
+        return (x.exp() - log_offset).clamp_min(0)
+    return x
+
+
+def gc_forward(gc: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "logit":
+        g = gc.clamp(GC_CLIP, 1 - GC_CLIP)
+        return torch.log(g) - torch.log1p(-g)
+    return gc
+
+
+def gc_inverse(x: torch.Tensor, kind: str) -> torch.Tensor:
+    return torch.sigmoid(x.float()) if kind == "logit" else x.float()
+
+
+class InputSpec:
+    """Where each group and extra lives in the input, and how it was transformed."""
+
+    def __init__(self, config: dict):
+        inp = config["input"]
+        self.ks = tuple(int(k) for k in inp["ks"])
+        self.layout = Layout(self.ks)
+        self.extra = tuple(inp["extra"])
+        per_group = setting(config, "input.group_transforms")
+        self.transforms = {g.name: per_group.get(g.name, inp["transform"]) for g in self.layout.groups}
+        self.log_offset = float(setting(config, "input.log_offset"))
+        self.gc_transform = setting(config, "input.gc_transform")
+        # GC needs the 1-mer counts even when the model does not read the 1-mer group
+        self.read_ks = self.ks + ((1,) if "gc" in self.extra and 1 not in self.ks else ())
+        self.read_layout = Layout(self.read_ks)
+        self.reads_length = "log_length" in self.extra
+        self.read_width = self.read_layout.width + int(self.reads_length)
+        self.width = self.layout.width + len(self.extra)
+        self.slices: dict[str, slice] = {g.name: slice(g.start, g.stop) for g in self.layout.groups}
+        for i, name in enumerate(self.extra):
+            self.slices[name] = slice(self.layout.width + i, self.layout.width + i + 1)
+
+    def __call__(self, block: torch.Tensor) -> torch.Tensor:
+        """Rows of the ``read_ks`` groups (counts or frequencies), then the length if read → x."""
+        block = block if block.is_floating_point() else block.float()
+        kmers = block[:, : self.read_layout.width]
+        parts = []
+        for g in self.layout.groups:
+            r = self.read_layout.group(g.k)
+            parts.append(
+                group_transform(kmers[:, r.start : r.stop], g.k, self.transforms[g.name], self.log_offset)
+            )
+        for name in self.extra:
+            if name == "gc":
+                parts.append(gc_forward(gc_fraction(kmers, self.read_layout), self.gc_transform).unsqueeze(1))
+            else:  # log_length
+                parts.append(block[:, -1:].clamp_min(1.0).log())
+        return torch.cat(parts, dim=1)
+
+    def frequencies(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """Frequencies (or the GC fraction, n × 1) of output ``name`` recovered from the input ``x``."""
+        part = x[:, self.slices[name]]
+        if name == "gc":
+            return gc_inverse(part, self.gc_transform)
+        k = int(name[:-3])
+        return group_frequencies(part, k, self.transforms[name], self.log_offset)
+
+    def input_space(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        return x[:, self.slices[name]].float()
+
+    def transform_of(self, name: str) -> str:
+        return self.gc_transform if name == "gc" else self.transforms[name]
