@@ -200,3 +200,13 @@ def test_row_buffer_appends_whole_chunks_in_order(block_sizes, chunk_rows):
     assert list(got_ids) == list(ids)
     if out:
         np.testing.assert_array_equal(np.concatenate([b[2] for b in out]), counts)
+
+
+def test_empty_records_are_kept_and_warned_about(tmp_path, caplog):
+    path = write_fasta(tmp_path / "e.fa", [("a", "ACGT"), ("b", ""), ("c", "NNNN"), ("d", "")])
+    with caplog.at_level("WARNING", logger="kmervae"):
+        store = KmerStore(count_fasta([path], tmp_path / "e.zarr"))
+    assert store.attrs["empty_records"] == 2
+    assert "2 record(s) without sequence" in caplog.text
+    np.testing.assert_array_equal(store.lengths(), [4, 0, 4, 0])
+    assert not store.rows()[1:].any() and store.rows()[0].sum() > 0

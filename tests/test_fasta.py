@@ -172,3 +172,12 @@ def test_unexpected_characters_and_missing_ids(tmp_path):
     no_id = tmp_path / "noid.fa"
     no_id.write_text(">a\nACGT\n>  \nAC\n")
     assert error_of(no_id) == f"{no_id}: record 2: the header line has no ID"
+
+
+def test_header_that_is_not_text_and_other_compressions(tmp_path):
+    latin = tmp_path / "latin.fa"
+    latin.write_bytes(b">ok\nACGT\n>caf\xe9 x\nAC\n")
+    assert error_of(latin) == f"{latin}: record 2: the header is not text (a binary file?)"
+    bz = tmp_path / "x.fa.bz2"
+    bz.write_bytes(b"BZh91AY&SY" + bytes(50))
+    assert "bzip2-compressed files are not supported" in error_of(bz)
