@@ -396,7 +396,9 @@ class _SeenIds:
         self.runs.append(sorted_hashes)
         while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
             top = self.runs.pop()
-            self.runs[-1] = np.sort(np.concatenate([self.runs[-1], top]), kind="stable")
+            merged = np.concatenate([self.runs[-1], top])
+            merged.sort(kind="stable")  # timsort: a linear merge of the two runs, in place
+            self.runs[-1] = merged
 
     def _confirm(self, file_index: int, number: int, record_id: str) -> None:
         """Find an earlier record with the same ID (rare path: only on a hash hit)."""
