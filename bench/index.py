@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embeddings", help="tile this embeddings store with noise instead of synthetic vectors")
+    ap.add_argument("--clusters", type=int, default=2000, help="synthetic: cluster centres (1 = one Gaussian, hardest)")
+    ap.add_argument("--intrinsic", type=int, default=48, help="synthetic: dimension of the subspace holding the signal")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", type=lambda s: [int(x) for x in s.split(",")], default=[64, 128, 256])
@@ -89,11 +91,12 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     t = time.perf_counter()
     data = tiled(args.embeddings, args.n + args.queries, args.seed) if args.embeddings else synthetic(
-        args.n + args.queries, args.dim, args.seed
+        args.n + args.queries, args.dim, args.seed, args.clusters, args.intrinsic
     )
     queries = prepare(data[args.n :], args.metric)
     data = prepare(data[: args.n], args.metric)
-    print(f"# data: {args.n:,} x {data.shape[1]} ({'tiled ' + args.embeddings if args.embeddings else 'synthetic'}),"
+    source = f"tiled {args.embeddings}" if args.embeddings else f"synthetic: {args.clusters} clusters in {args.intrinsic}-d"
+    print(f"# data: {args.n:,} x {data.shape[1]} ({source}),"
           f" {args.queries} held-out queries, k={args.k}, {args.metric}; made in {time.perf_counter() - t:.0f} s")
     print(f"# machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus,"
           f" faiss {faiss.__version__} with {args.threads} threads; load before: {os.getloadavg()}")

@@ -88,9 +88,9 @@ def test_ties_straddling_the_search_width_are_still_broken_by_id(tmp_path):
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_approximate_indexes_find_most_neighbours(tmp_path, kind):
     rng = np.random.default_rng(3)
-    z = rng.normal(size=(2000, 16)).astype(np.float32)
+    z = rng.normal(size=(1000, 16)).astype(np.float32)
     write_embeddings(tmp_path / "e.zarr", z, chunk_rows=256)
-    params = IndexParams(metric="l2", kind=kind, ivf_nlist=16, ivf_nprobe=8, train_sample=2000)
+    params = IndexParams(metric="l2", kind=kind, ivf_nlist=16, ivf_nprobe=8, train_sample=1000, ef_construction=64)
     meta = build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", params)
     assert meta["kind"] == kind
     index = LoadedIndex(tmp_path / "i.faiss")
