@@ -1,8 +1,9 @@
 """Streaming FASTA reader: plain or gzip files in, chunks of records as one byte buffer out.
 
-Parsing uses bytes operations only (``split``, ``partition``, ``translate``) so the
-cost per base is C-speed and the cost per record is a few Python calls; the sequences
-of a chunk are concatenated into one uint8 buffer with offsets, which is what the
+No per-character or per-line Python: the file is read in blocks cut at the last
+``\\n>``, and one compiled (numba) pass per block copies the sequence characters, finds
+each header's ID and flags unexpected bytes; all IDs of a block are decoded in one
+call. The sequences of a chunk are one uint8 buffer with offsets, which is what the
 counting kernel eats. Memory is bounded by the chunk size (plus the longest record,
 which cannot be split), never by the file size.
 
