@@ -210,3 +210,12 @@ def test_empty_records_are_kept_and_warned_about(tmp_path, caplog):
     assert "2 record(s) without sequence" in caplog.text
     np.testing.assert_array_equal(store.lengths(), [4, 0, 4, 0])
     assert not store.rows()[1:].any() and store.rows()[0].sum() > 0
+
+
+def test_default_chunk_rows_keep_chunks_near_45_mb(tmp_path, test_data):
+    from kmervae.count import default_chunk_rows
+
+    assert default_chunk_rows(Layout()) == 4096 and default_chunk_rows(Layout.parse("5..1")) == 4096
+    assert default_chunk_rows(Layout.parse("7..1")) == 1024
+    store = KmerStore(count_fasta([test_data / "edgecases_vamb_test.fna"], tmp_path / "s.zarr", Layout.parse("7..1")))
+    assert store.chunk_rows == 1024

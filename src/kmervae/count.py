@@ -297,17 +297,26 @@ def _counted_chunks(
                 pending[1].cancel()
 
 
+def default_chunk_rows(layout: Layout) -> int:
+    """Rows per chunk keeping a chunk of counts near 45 MB whatever the layout: 4096
+    (the store default) for 6..1 and smaller layouts, 1024 for 7..1."""
+    rows = DEFAULT_CHUNK_ROWS * Layout().width // layout.width
+    return int(min(DEFAULT_CHUNK_ROWS, 1 << max(rows.bit_length() - 1, 6)))
+
+
 def count_chunks(
     paths,
     layout: Layout = Layout(),
     threads: int = 1,
-    chunk_records: int = DEFAULT_CHUNK_ROWS,
+    chunk_records: int | None = None,
     chunk_bases: int = DEFAULT_CHUNK_BASES,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(ids, lengths, counts)`` per chunk of FASTA records, in input order.
 
-    Memory is bounded by the chunk size; IDs must be unique over all ``paths``.
+    Memory is bounded by the chunk size (default: :func:`default_chunk_rows`); IDs must
+    be unique over all ``paths``.
     """
+    chunk_records = chunk_records or default_chunk_rows(layout)
     for chunk, counts, _ in _counted_chunks(paths, layout, threads, chunk_records, chunk_bases):
         yield chunk.ids, chunk.lengths, counts
 
@@ -318,13 +327,16 @@ def count_fasta(
     layout: Layout = Layout(),
     threads: int = 1,
     sample: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     chunk_bases: int = DEFAULT_CHUNK_BASES,
 ) -> Path:
     """Count the records of ``paths`` (FASTA, plain or gzip) into the store ``out``.
 
-    The store appears only when complete; on any error nothing is left behind.
+    ``chunk_rows`` (records per chunk and per store chunk) defaults to
+    :func:`default_chunk_rows`. The store appears only when complete; on any error
+    nothing is left behind.
     """
+    chunk_rows = chunk_rows or default_chunk_rows(layout)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if not paths:
         raise KmervaeError("no FASTA files given")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    from ..store import DEFAULT_CHUNK_ROWS
-
     parser.add_argument("fasta", nargs="+", metavar="FASTA", help="FASTA files, plain or gzip")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="the k-mer store to write")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="cores to use (default: 1)")
@@ -14,8 +12,8 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--sample", default=None, metavar="NAME", help="sample name (default: OUT without .zarr)")
     parser.add_argument(
-        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
-        help=f"records per chunk and store chunk; bounds memory (default: {DEFAULT_CHUNK_ROWS})",
+        "--chunk-rows", type=int, default=None, metavar="N",
+        help="records per chunk and store chunk; bounds memory (default: 4096 for 6..1, 1024 for 7..1)",
     )
 
 
@@ -25,7 +23,7 @@ def run(args) -> int:
     from ..kmers import Layout
     from ..store import KmerStore
 
-    if args.chunk_rows < 1:
+    if args.chunk_rows is not None and args.chunk_rows < 1:
         raise KmervaeError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     layout = Layout.parse(args.k)
     out = count_fasta(
