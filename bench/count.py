@@ -288,7 +288,9 @@ def check_numpy_equals_kmervae(workdir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--one", nargs=4, metavar=("METHOD", "FASTA", "OUT", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", nargs=4, metavar=("METHOD", "FASTA", "OUT", "THREADS"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kmervae-bench"))
     parser.add_argument("--genomes", type=Path, default=GENOMES)
     parser.add_argument("--vamb-python", default=DEFAULT_VAMB_PYTHON)
@@ -339,7 +341,8 @@ def main() -> None:
             }[method]
             print(
                 f"{label:<30} {name:<16} {threads:>7} {bases / best['seconds'] / 1e6:>8.1f} "
-                f"{best['records'] / best['seconds']:>10,.0f} {best['rss_mb']:>11.0f} {bases / best['cpu'] / 1e6:>10.1f}",
+                f"{best['records'] / best['seconds']:>10,.0f} {best['rss_mb']:>11.0f} "
+                f"{bases / best['cpu'] / 1e6:>10.1f}",
                 flush=True,
             )
         check_numpy_equals_kmervae(args.workdir)
@@ -360,7 +363,8 @@ def main() -> None:
             vamb = results[("vamb", 1)]["seconds"]
             no_store = min(results[("kmervae-mem", t)]["seconds"] for t in (1, 2))
             ratios.append(
-                f"Mbp/s vs VAMB: store {vamb / fastest:.2f}x, no store {vamb / no_store:.2f}x (best of 1/2 threads)"
+                f"Mbp/s vs VAMB: store {vamb / fastest:.2f}x, no store {vamb / no_store:.2f}x "
+                "(best of 1/2 threads)"
             )
         print(f"{'':<30} " + "; ".join(ratios))
     print(f"# load after: {os.getloadavg()}")

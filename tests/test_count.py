@@ -15,7 +15,14 @@ from kmervae.kmers import Layout, canonical_kmers
 from kmervae.store import KmerStore
 
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
-LAYOUTS = [Layout(), Layout.parse("7..1"), Layout.parse("4"), Layout.parse("5..1"), Layout((6, 4)), Layout((2, 3))]
+LAYOUTS = [
+    Layout(),
+    Layout.parse("7..1"),
+    Layout.parse("4"),
+    Layout.parse("5..1"),
+    Layout((6, 4)),
+    Layout((2, 3)),
+]
 
 
 def brute_force_counts(seq: str, layout: Layout) -> list[int]:
@@ -53,7 +60,9 @@ pieces = st.one_of(
 )
 sequences = st.lists(pieces, max_size=40).map("".join)
 long_sequences = st.tuples(
-    sequences, st.text(alphabet="ACGT", min_size=MARGINAL_FROM_BASES, max_size=MARGINAL_FROM_BASES + 50), sequences
+    sequences,
+    st.text(alphabet="ACGT", min_size=MARGINAL_FROM_BASES, max_size=MARGINAL_FROM_BASES + 50),
+    sequences,
 ).map("".join)
 
 
@@ -66,7 +75,9 @@ def as_buffer(seqs):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.one_of(sequences, long_sequences), max_size=6), st.sampled_from(LAYOUTS))
 def test_counts_equal_brute_force(seqs, layout):
-    expected = np.array([brute_force_counts(s, layout) for s in seqs], dtype=np.int64).reshape(len(seqs), layout.width)
+    expected = np.array([brute_force_counts(s, layout) for s in seqs], dtype=np.int64).reshape(
+        len(seqs), layout.width
+    )
     np.testing.assert_array_equal(count_sequences(seqs, layout), expected)
     # each strategy alone (short records: direct; long records: marginalisation) is exact too
     seq, offsets = as_buffer(seqs)
@@ -92,7 +103,10 @@ def test_short_records_below_k_and_strategy_switch():
 
 
 def write_fasta(path, records, width=7, compress=False):
-    text = "".join(f">{rid} desc\n" + "".join(seq[a : a + width] + "\n" for a in range(0, len(seq), width)) for rid, seq in records)
+    text = "".join(
+        f">{rid} desc\n" + "".join(seq[a : a + width] + "\n" for a in range(0, len(seq), width))
+        for rid, seq in records
+    )
     path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
     return path
 
@@ -129,7 +143,9 @@ def test_chunking_threads_and_gzip_do_not_change_the_store(tmp_path):
     # small chunks: output matrices are reused, rows regrouped across file boundaries
     whole = KmerStore(count_fasta([plain, packed], tmp_path / "whole.zarr", layout=layout, chunk_rows=1000))
     one = KmerStore(count_fasta([plain, packed], tmp_path / "one.zarr", layout=layout, chunk_rows=4))
-    two = KmerStore(count_fasta([plain, packed], tmp_path / "two.zarr", layout=layout, threads=2, chunk_rows=4))
+    two = KmerStore(
+        count_fasta([plain, packed], tmp_path / "two.zarr", layout=layout, threads=2, chunk_rows=4)
+    )
     expected = [brute_force_counts(s, layout) for _, s in records]
     for store in (whole, one, two):
         assert list(store.ids()) == [r for r, _ in records]
@@ -143,7 +159,9 @@ def test_chunking_threads_and_gzip_do_not_change_the_store(tmp_path):
 def test_cli_count_with_seven_mers(tmp_path, test_data, capsys):
     out = tmp_path / "s.zarr"
     source = test_data / "edgecases_vamb_test.fna"
-    assert main(["count", str(source), "-o", str(out), "--k", "7..1", "--sample", "lake", "--threads", "2"]) == 0
+    assert (
+        main(["count", str(source), "-o", str(out), "--k", "7..1", "--sample", "lake", "--threads", "2"]) == 0
+    )
     store = KmerStore(out)
     assert store.layout == Layout.parse("7..1") and store.attrs["sample"] == "lake"
     records = naive_records(source.read_text())
@@ -157,7 +175,10 @@ def test_cli_count_with_seven_mers(tmp_path, test_data, capsys):
         (b"\x00\x01\x02binary" * 100, "not FASTA (a binary file"),
         (b"just some text\n", "not FASTA"),
         (b">a\nACGT\n>b\nAC\n>a\nGG\n", "record 3 (a): duplicate ID, already record 1"),
-        (gzip.compress(b"".join(b">r%d\nACGT\n" % i for i in range(20000)))[:5000], "truncated or corrupt gzip"),
+        (
+            gzip.compress(b"".join(b">r%d\nACGT\n" % i for i in range(20000)))[:5000],
+            "truncated or corrupt gzip",
+        ),
     ],
 )
 def test_cli_bad_input_one_line_exit_2_no_output(tmp_path, capsys, content, problem):
@@ -217,5 +238,7 @@ def test_default_chunk_rows_keep_chunks_near_45_mb(tmp_path, test_data):
 
     assert default_chunk_rows(Layout()) == 4096 and default_chunk_rows(Layout.parse("5..1")) == 4096
     assert default_chunk_rows(Layout.parse("7..1")) == 1024
-    store = KmerStore(count_fasta([test_data / "edgecases_vamb_test.fna"], tmp_path / "s.zarr", Layout.parse("7..1")))
+    store = KmerStore(
+        count_fasta([test_data / "edgecases_vamb_test.fna"], tmp_path / "s.zarr", Layout.parse("7..1"))
+    )
     assert store.chunk_rows == 1024

@@ -40,7 +40,9 @@ def test_vamb_edge_cases(test_data):
     path = test_data / "edgecases_vamb_test.fna"
     got = records_of(path)
     assert got == naive_parse(path.read_text())
-    assert [r[0] for r in got] == [f"Sequence{i}" if i > 1 else "Sequence1_100nt_no_special" for i in range(1, 7)]
+    assert [r[0] for r in got] == [
+        f"Sequence{i}" if i > 1 else "Sequence1_100nt_no_special" for i in range(1, 7)
+    ]
     assert [len(r[1]) for r in got] == [100, 100, 150, 99, 0, 150]
 
 
@@ -89,11 +91,15 @@ def fasta_texts(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(fasta_texts(), st.integers(1, 40), st.integers(1, 4), st.integers(1, 80), st.booleans())
-def test_chunking_and_block_boundaries_never_change_records(tmp_path_factory, case, block, chunk_records, chunk_bases, gz):
+def test_chunking_and_block_boundaries_never_change_records(
+    tmp_path_factory, case, block, chunk_records, chunk_bases, gz
+):
     records, text = case
     path = tmp_path_factory.mktemp("fa") / "x.fa"
     path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
-    chunks = list(read_fasta_chunks(path, chunk_records=chunk_records, chunk_bases=chunk_bases, block_size=block))
+    chunks = list(
+        read_fasta_chunks(path, chunk_records=chunk_records, chunk_bases=chunk_bases, block_size=block)
+    )
     assert all(len(c) <= chunk_records for c in chunks)
     assert [c.first_record for c in chunks] == list(np.cumsum([1] + [len(c) for c in chunks[:-1]]))
     got = records_of(path, chunk_records=chunk_records, chunk_bases=chunk_bases, block_size=block)
@@ -167,7 +173,8 @@ def test_unexpected_characters_and_missing_ids(tmp_path):
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nACGT\n>b\nAC1GT\n")
     assert error_of(bad) == (
-        f"{bad}: record 2 (b): unexpected character '1' (byte 0x31) in the sequence: not a FASTA nucleotide file?"
+        f"{bad}: record 2 (b): unexpected character '1' (byte 0x31) in the sequence: "
+        "not a FASTA nucleotide file?"
     )
     no_id = tmp_path / "noid.fa"
     no_id.write_text(">a\nACGT\n>  \nAC\n")

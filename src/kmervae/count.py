@@ -139,8 +139,21 @@ def _count_marginal(seq, lo, hi, K, offset, forward, reverse, row, scratch):
 
 
 @njit(cache=True, parallel=True)
-def _count_chunk(seq, offsets, block_rows, K, want, offset, canonical, column_start, forward, reverse, out,
-                 scratch_size, switch):
+def _count_chunk(
+    seq,
+    offsets,
+    block_rows,
+    K,
+    want,
+    offset,
+    canonical,
+    column_start,
+    forward,
+    reverse,
+    out,
+    scratch_size,
+    switch,
+):
     """Count all records of a chunk into ``out`` (n × width); blocks of rows run in parallel."""
     for b in prange(len(block_rows) - 1):
         scratch = np.zeros(scratch_size, dtype=np.uint32)
@@ -163,7 +176,9 @@ def _check_threads(threads: int) -> int:
     if threads < 1:
         raise KmervaeError(f"--threads must be at least 1, got {threads}")
     if threads > max_threads():
-        log.warning("%d threads requested but only %d available; using %d", threads, max_threads(), max_threads())
+        log.warning(
+            "%d threads requested but only %d available; using %d", threads, max_threads(), max_threads()
+        )
         threads = max_threads()
     return threads
 
@@ -184,7 +199,12 @@ def count_buffer(
     if out is None:
         out = np.empty((n, tables.width), dtype=np.uint32)
     else:
-        if out.dtype != np.uint32 or out.shape[1:] != (tables.width,) or len(out) < n or not out.flags.c_contiguous:
+        if (
+            out.dtype != np.uint32
+            or out.shape[1:] != (tables.width,)
+            or len(out) < n
+            or not out.flags.c_contiguous
+        ):
             raise ValueError(f"out must be a C-contiguous uint32 matrix of >= {n} x {tables.width}")
         out = out[:n]
     if n == 0:
@@ -354,7 +374,9 @@ def count_fasta(
         """(rows to append, matrix to give back to the pool after appending them or None)."""
         buffer = _RowBuffer(chunk_rows)
         with progress(f"count {sample}", unit="bp") as bar:
-            for chunk, counts, matrix in _counted_chunks(paths, layout, threads, chunk_rows, chunk_bases, pool):
+            for chunk, counts, matrix in _counted_chunks(
+                paths, layout, threads, chunk_rows, chunk_bases, pool
+            ):
                 records[chunk.file_index] += len(chunk)
                 totals["empty"] += int(np.count_nonzero(chunk.lengths == 0))
                 totals["bases"] += chunk.bases
@@ -369,9 +391,12 @@ def count_fasta(
             for block, _ in buffer.flush():
                 yield block, None
 
-    with StoreWriter(
-        out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
-    ) as writer, _compression_threads(threads):
+    with (
+        StoreWriter(
+            out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
+        ) as writer,
+        _compression_threads(threads),
+    ):
         _append_all(writer, row_blocks(), pool, background=threads > 1)
         writer.update_attrs(
             sources=[source_entry(p, n) for p, n in zip(paths, records)],

@@ -83,7 +83,9 @@ def _read_blocks(path: Path, block_size: int, where) -> Iterator[bytes]:
             try:
                 block = fh.read(block_size)
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                raise KmervaeError(f"{path}: truncated or corrupt gzip data after {where()} ({exc})") from None
+                raise KmervaeError(
+                    f"{path}: truncated or corrupt gzip data after {where()} ({exc})"
+                ) from None
             if not block:
                 return
             yield block

@@ -10,9 +10,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--k", default="6..1", metavar="KS", help="k-mer groups, e.g. 6..1 (default), 7..1, 5..1, 4 or 6,4"
     )
-    parser.add_argument("--sample", default=None, metavar="NAME", help="sample name (default: OUT without .zarr)")
     parser.add_argument(
-        "--chunk-rows", type=int, default=None, metavar="N",
+        "--sample", default=None, metavar="NAME", help="sample name (default: OUT without .zarr)"
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=None,
+        metavar="N",
         help="records per chunk and store chunk; bounds memory (default: 4096 for 6..1, 1024 for 7..1)",
     )
 
@@ -27,8 +32,16 @@ def run(args) -> int:
         raise KmervaeError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
     layout = Layout.parse(args.k)
     out = count_fasta(
-        args.fasta, args.output, layout=layout, threads=args.threads, sample=args.sample, chunk_rows=args.chunk_rows
+        args.fasta,
+        args.output,
+        layout=layout,
+        threads=args.threads,
+        sample=args.sample,
+        chunk_rows=args.chunk_rows,
     )
     store = KmerStore(out)
-    print(f"{out}: {store.n} records, {store.attrs['bases']} bases, {layout.describe()} ({layout.width} columns)")
+    print(
+        f"{out}: {store.n} records, {store.attrs['bases']} bases, "
+        f"{layout.describe()} ({layout.width} columns)"
+    )
     return 0
