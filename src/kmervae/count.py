@@ -138,8 +138,35 @@ def _count_marginal(seq, lo, hi, K, offset, forward, reverse, row, scratch):
     return
 
 
+@njit(cache=True, nogil=True)
+def _count_rows(
+    seq,
+    offsets,
+    first,
+    stop,
+    K,
+    want,
+    offset,
+    canonical,
+    column_start,
+    forward,
+    reverse,
+    out,
+    scratch,
+    switch,
+):
+    """Count records ``first`` .. ``stop - 1`` into their rows of ``out``."""
+    for r in range(first, stop):
+        lo = offsets[r]
+        hi = offsets[r + 1]
+        if hi - lo >= switch:
+            _count_marginal(seq, lo, hi, K, offset, forward, reverse, out[r], scratch)
+        else:
+            _count_direct(seq, lo, hi, K, want, offset, canonical, column_start, out[r])
+
+
 @njit(cache=True, parallel=True)
-def _count_chunk(
+def _count_blocks_in_parallel(
     seq,
     offsets,
     block_rows,
@@ -154,17 +181,25 @@ def _count_chunk(
     scratch_size,
     switch,
 ):
-    """Count all records of a chunk into ``out`` (n × width); blocks of rows run in parallel."""
+    """Blocks of rows on numba's threads; each row is written by exactly one thread."""
     for b in prange(len(block_rows) - 1):
         scratch = np.zeros(scratch_size, dtype=np.uint32)
-        for r in range(block_rows[b], block_rows[b + 1]):
-            lo = offsets[r]
-            hi = offsets[r + 1]
-            if hi - lo >= switch:
-                _count_marginal(seq, lo, hi, K, offset, forward, reverse, out[r], scratch)
-            else:
-                _count_direct(seq, lo, hi, K, want, offset, canonical, column_start, out[r])
-    return
+        _count_rows(
+            seq,
+            offsets,
+            block_rows[b],
+            block_rows[b + 1],
+            K,
+            want,
+            offset,
+            canonical,
+            column_start,
+            forward,
+            reverse,
+            out,
+            scratch,
+            switch,
+        )
 
 
 def max_threads() -> int:
@@ -210,29 +245,28 @@ def count_buffer(
     if n == 0:
         return out
     threads = _check_threads(threads)
-    blocks = min(n, 1 if threads == 1 else 8 * threads)
-    # split rows into blocks of about equal bases
-    targets = np.linspace(0, offsets[-1], blocks + 1)
-    block_rows = np.searchsorted(offsets, targets, side="left").astype(np.int64)
+    seq = np.ascontiguousarray(seq, dtype=np.uint8)
+    t = tables
+    if threads == 1:  # no parallel region: numba's thread pool is never started
+        scratch = np.zeros(t.scratch, dtype=np.uint32)
+        _count_rows(
+            seq, offsets, 0, n, t.K, t.want, t.offset, t.canonical, t.column_start, t.forward, t.reverse,
+            out, scratch, int(switch),
+        )  # fmt: skip
+        return out
+    # blocks of about equal bases, several per thread
+    blocks = min(n, 8 * threads)
+    block_rows = np.searchsorted(offsets, np.linspace(0, offsets[-1], blocks + 1), side="left").astype(
+        np.int64
+    )
     block_rows[0], block_rows[-1] = 0, n
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        _count_chunk(
-            np.ascontiguousarray(seq, dtype=np.uint8),
-            offsets,
-            block_rows,
-            tables.K,
-            tables.want,
-            tables.offset,
-            tables.canonical,
-            tables.column_start,
-            tables.forward,
-            tables.reverse,
-            out,
-            tables.scratch,
-            int(switch),
-        )
+        _count_blocks_in_parallel(
+            seq, offsets, block_rows, t.K, t.want, t.offset, t.canonical, t.column_start, t.forward,
+            t.reverse, out, t.scratch, int(switch),
+        )  # fmt: skip
     finally:
         numba.set_num_threads(previous)
     return out
