@@ -20,6 +20,7 @@ from ..store import KmerStore
 from .neighbours import eligible_rows, locate_in_store, sample_rows, write_json, write_tsv
 from .retrieval import read_labels
 
+EXACT_NEIGHBOURS_MAX = 10_000
 AUTHOR_POINTS, AUTHOR_MIN_CLUSTER, AUTHOR_MIN_SAMPLES = 4_800_000, 1000, 100
 DEFAULTS = {"sample": 100_000, "perplexity": 30.0, "metric": "cosine", "n_iter": 500, "early_exaggeration_iter": 250,
             "seed": 42, "label_column": "genome"}
@@ -38,9 +39,12 @@ def tsne(z: np.ndarray, perplexity: float, metric: str, n_iter: int, early_exagg
     if len(z) < 4:
         raise KmervaeError(f"a t-SNE map needs at least 4 contigs, got {len(z)}")
     perplexity = min(float(perplexity), (len(z) - 1) / 3)
+    # openTSNE's automatic choice (pynndescent) is not reproducible with several threads;
+    # exact neighbours (small maps) and seeded Annoy (large maps) are
+    neighbors = "exact" if len(z) <= EXACT_NEIGHBOURS_MAX else "annoy"
     model = TSNE(
         perplexity=perplexity, metric=metric, n_iter=n_iter, early_exaggeration_iter=early_exaggeration_iter,
-        n_jobs=max(int(threads or 1), 1), random_state=seed, verbose=False,
+        n_jobs=max(int(threads or 1), 1), random_state=seed, neighbors=neighbors, verbose=False,
     )
     return np.asarray(model.fit(z.astype(np.float64)), dtype=np.float64), perplexity
 
