@@ -141,7 +141,24 @@ def torch_run(config: dict, data_path: Path, out: Path, threads: int) -> dict:
     rows = [line.split("\t") for line in (out / "history.tsv").read_text().splitlines()]
     header, rows = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
     speeds = [float(r["samples_per_s"]) for r in rows[1:]] or [float(rows[0]["samples_per_s"])]
-    return {"samples_per_s": statistics.median(speeds), "val_loss": float(rows[-1]["val_loss"])}
+    return {"samples_per_s": statistics.median(speeds), "epochs": speeds, "val_loss": float(rows[-1]["val_loss"])}
+
+
+def keras_run(args, inputs) -> dict | None:
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    if args.threads == 1:  # match torch's single intra-op thread
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    out = subprocess.run([args.keras_python, str(HERE / "keras_vae.py"), str(inputs[0]), str(inputs[1]),
+                          "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)],
+                         capture_output=True, text=True, env=env)
+    if out.returncode:
+        print(f"keras reference failed:\n{out.stderr[-2000:]}")
+        return None
+    k = json.loads(out.stdout.strip().splitlines()[-1])
+    speed = statistics.median(k["samples_per_s"][1:] or k["samples_per_s"])
+    print(f"keras {k['keras']}/{k['backend']} fp32 in memory {speed:8,.0f} samples/s   "
+          f"val loss {k['val_loss']:.2f}   load {load_average()}", flush=True)
+    return {"samples_per_s": speed, "epochs": k["samples_per_s"][1:] or k["samples_per_s"], "val_loss": k["val_loss"]}
 
 
 def main() -> int:
@@ -152,6 +169,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds of the training runs")
     ap.add_argument("--keras-python", help="python of a venv with keras + jax, for the reference")
     ap.add_argument("--only", nargs="*", default=None, help="subset of: loader rss profile fp32-mem bf16-mem fp32-stream bf16-stream keras")
     ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
@@ -215,45 +233,47 @@ def main() -> int:
             print(op_table(config, data, args.profile_steps))
 
         print(f"\n## training (kmervae.train.train, {args.epochs} epochs of {args.rows:,} rows; "
-              f"median samples/s after epoch 1, validation loss after the last epoch)")
-        for precision in ("fp32", "bf16"):
-            for mode in ("mem", "stream"):
-                name = f"{precision}-{mode}"
-                if not wanted(name):
-                    continue
-                budget = t["in_memory_budget_bytes"] if mode == "mem" else 0
-                c = cfg.resolve(config, {"training": {"precision": precision, "in_memory_budget_bytes": budget}})
-                r = torch_run(c, data_path, tmp / name, args.threads)
-                results[name] = r
-                print(f"torch {precision} {'in memory' if mode == 'mem' else 'streaming':10s} "
-                      f"{r['samples_per_s']:8,.0f} samples/s   val loss {r['val_loss']:.2f}   load {load_average()}",
-                      flush=True)
-
+              f"median samples/s after epoch 1, validation loss after the last epoch; "
+              f"{args.repeat} interleaved round(s), each run with the load average when it ended)")
+        keras_inputs = None
         if args.keras_python and wanted("keras"):
             data = batches(True)
-            tr, va = tmp / "train.npy", tmp / "val.npy"
-            np.save(tr, model.transform(data._train).numpy())
-            np.save(va, model.transform(data._val).numpy())
-            env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
-            out = subprocess.run([args.keras_python, str(HERE / "keras_vae.py"), str(tr), str(va),
-                                  "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)],
-                                 capture_output=True, text=True, env=env)
-            if out.returncode:
-                print(f"keras reference failed:\n{out.stderr[-2000:]}")
-            else:
-                k = json.loads(out.stdout.strip().splitlines()[-1])
-                speed = statistics.median(k["samples_per_s"][1:] or k["samples_per_s"])
-                results["keras"] = {"samples_per_s": speed, "val_loss": k["val_loss"]}
-                print(f"keras {k['keras']}/{k['backend']} fp32 in memory {speed:8,.0f} samples/s   "
-                      f"val loss {k['val_loss']:.2f}   load {load_average()}")
+            keras_inputs = tmp / "train.npy", tmp / "val.npy"
+            np.save(keras_inputs[0], model.transform(data._train).numpy())
+            np.save(keras_inputs[1], model.transform(data._val).numpy())
+            del data
+        runs: dict[str, list[dict]] = {}
+        for round_ in range(args.repeat):
+            for precision in ("fp32", "bf16"):
+                for mode in ("mem", "stream"):
+                    name = f"{precision}-{mode}"
+                    if not wanted(name):
+                        continue
+                    budget = t["in_memory_budget_bytes"] if mode == "mem" else 0
+                    c = cfg.resolve(config, {"training": {"precision": precision, "in_memory_budget_bytes": budget}})
+                    r = torch_run(c, data_path, tmp / f"{name}-{round_}", args.threads)
+                    runs.setdefault(name, []).append(r)
+                    print(f"torch {precision} {'in memory' if mode == 'mem' else 'streaming':10s} "
+                          f"{r['samples_per_s']:8,.0f} samples/s   val loss {r['val_loss']:.2f}   "
+                          f"load {load_average()}", flush=True)
+            if keras_inputs:
+                r = keras_run(args, keras_inputs)
+                if r:
+                    runs.setdefault("keras", []).append(r)
+        for name, rs in runs.items():
+            epochs = [e for r in rs for e in r["epochs"]]
+            results[name] = {"samples_per_s": statistics.median(epochs), "best": max(epochs),
+                             "val_loss": rs[-1]["val_loss"]}
 
     ref = results.get("keras", results.get("fp32-mem"))
     if ref:
-        name = "Keras/JAX fp32" if "keras" in results else "torch fp32 in memory"
-        print(f"\n## relative to {name}")
+        name = "Keras/JAX fp32 in memory" if "keras" in results else "torch fp32 in memory"
+        print(f"\n## all rounds: median and best epoch (samples/s), relative to {name}")
+        print(f"  {'run':12s} {'median':>8s} {'ratio':>6s} {'best':>8s} {'ratio':>6s}  val loss")
         for key, r in results.items():
             if isinstance(r, dict):
-                print(f"  {key:12s} {r['samples_per_s'] / ref['samples_per_s']:5.2f}x")
+                print(f"  {key:12s} {r['samples_per_s']:8,.0f} {r['samples_per_s'] / ref['samples_per_s']:5.2f}x "
+                      f"{r['best']:8,.0f} {r['best'] / ref['best']:5.2f}x  {r['val_loss']:.2f}")
     print(f"# load average at the end {load_average()}")
     return 0
 

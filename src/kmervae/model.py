@@ -124,7 +124,7 @@ def _block(n_in: int, n_out: int, cfg: dict) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not cfg["batchnorm"])]
     if cfg["batchnorm"]:
         layers.append(BatchNorm(n_out, eps=1e-3, momentum=0.01))
-    layers.append(nn.LeakyReLU(cfg["leaky_slope"]))
+    layers.append(nn.LeakyReLU(cfg["leaky_slope"], inplace=True))  # saves a pass over memory
     if cfg["dropout"] > 0:
         layers.append(nn.Dropout(cfg["dropout"]))
     return layers
