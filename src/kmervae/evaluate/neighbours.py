@@ -149,33 +149,42 @@ def exact_knn(
     q = np.asarray(queries, dtype=np.float32)
     nq = len(q)
     exclude = np.full(nq, -1, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
-    q_cmp = _normalise(q) if metric == "cosine" else q
-    q_sq = np.sum(q_cmp.astype(np.float64) ** 2, axis=1)
+    cosine = metric == "cosine"
+    q64 = _normalise(q.astype(np.float64)) if cosine else q.astype(np.float64)
+    q32 = q64.astype(np.float32)
     width = k + RERANK_MARGIN
     best_pos = np.empty((nq, 0), dtype=np.int64)
     best_dist = np.empty((nq, 0), dtype=np.float64)
     for offset, block in pool_blocks():
-        block = np.asarray(block, dtype=np.float32)
-        if len(block) == 0:
+        b64 = np.asarray(block, dtype=np.float64)
+        if len(b64) == 0:
             continue
-        b_cmp = _normalise(block) if metric == "cosine" else block
-        b_sq = np.sum(b_cmp.astype(np.float64) ** 2, axis=1)
-        take = min(width, len(block))
+        if cosine:
+            b64 = _normalise(b64)
+        b32 = b64.astype(np.float32)
+        b_sq = np.einsum("ij,ij->i", b32, b32)
+        take = min(width, len(b64))
         # re-measuring (queries x candidates x width) floats at once is bounded by RERANK_BUDGET
-        step = max(1, RERANK_BUDGET // (take * block.shape[1]))
+        step = max(1, RERANK_BUDGET // (take * b64.shape[1]))
         cand_pos = np.empty((nq, take), dtype=np.int64)
         cand_dist = np.empty((nq, take), dtype=np.float64)
         for a in range(0, nq, step):
             sl = slice(a, min(a + step, nq))
-            approx = q_sq[sl, None] + b_sq[None, :] - 2.0 * (q_cmp[sl] @ b_cmp.T)
+            # ranking score in float32: -q.b for unit vectors, |b|^2 - 2 q.b for Euclidean
+            score = -(q32[sl] @ b32.T) if cosine else b_sq[None, :] - 2.0 * (q32[sl] @ b32.T)
             own = exclude[sl] - offset
-            inside = (own >= 0) & (own < len(block))
-            approx[np.nonzero(inside)[0], own[inside]] = np.inf
-            if take < len(block):
-                cand = np.argpartition(approx, take - 1, axis=1)[:, :take]
+            inside = (own >= 0) & (own < len(b64))
+            score[np.nonzero(inside)[0], own[inside]] = np.inf
+            if take < len(b64):
+                cand = np.argpartition(score, take - 1, axis=1)[:, :take]
             else:
-                cand = np.broadcast_to(np.arange(len(block)), approx.shape).copy()
-            d = pair_distance(np.broadcast_to(q[sl, None, :], (len(cand), take, q.shape[1])), block[cand], metric)
+                cand = np.broadcast_to(np.arange(len(b64)), score.shape).copy()
+            gathered = b64[cand]  # (queries, take, d), exact distances in float64
+            if cosine:
+                d = 1.0 - np.einsum("qd,qtd->qt", q64[sl], gathered)
+            else:
+                diff = gathered - q64[sl, None, :]
+                d = np.sqrt(np.einsum("qtd,qtd->qt", diff, diff))
             d[(offset + cand) == exclude[sl, None]] = np.inf
             cand_pos[sl], cand_dist[sl] = offset + cand, d
         pos = np.concatenate([best_pos, cand_pos], axis=1)
