@@ -183,8 +183,25 @@ def workdir_for(tmp: Path) -> Path:
     return tmp
 
 
-def check_results(work: Path, config_name: str = "test.yaml") -> pd.DataFrame:
-    config = validate_config(load_config(config_name), SCHEMAS / "config.schema.yaml")
+def merged_config(paths) -> dict:
+    """Config files merged as Snakemake does with several --configfile: later keys win, dicts merge."""
+    def merge(base, extra):
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+        return base
+
+    config: dict = {}
+    for path in paths:
+        merge(config, yaml.safe_load(Path(path).read_text()))
+    return config
+
+
+def check_results(work: Path, config_files=(REPO / "config" / "test.yaml",)) -> pd.DataFrame:
+    """The matrix has one row per run x test set of the config, each equal to its spearman.json."""
+    config = validate_config(merged_config(config_files), SCHEMAS / "config.schema.yaml")
     samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
     the_plan = plan(config, samples, REPO / "config" / "models")
     matrix = pd.read_csv(work / "results" / "reports" / "cross_comparison.tsv", sep="\t")
