@@ -5,8 +5,11 @@ Same interface as :class:`kmervae.model.KmerVAE` — ``transform``, ``encode``,
 store, including the 1-mers when GC is an input), ``config_hash`` — with the input
 (:class:`kmervae.transforms.InputSpec`), body (:mod:`kmervae.branched`), heads
 (:mod:`kmervae.heads`) and losses (:mod:`kmervae.losses`) chosen by the config.
-Initialised like KmerVAE (Glorot-uniform, zero biases); a gated head's value starts at
-the group's mean frequency (1 / width) so early losses are on the data's scale.
+Initialised like KmerVAE (Glorot-uniform, zero biases), except that outputs whose loss
+is not in the (centred) input space start at a uniform composition — frequency 1 / width
+(GC 0.5) in the loss's space: a gated value at 1 / width, a BCE logit at logit(1 / width),
+a log-MSE output at log(1 / width + offset). A zero start there would be far off the data
+(sigmoid(0) = 0.5 for a 6-mer frequency of ~5e-4), costing many early steps.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .branched import make_body
 from .config import config_hash
 from .errors import KmervaeError
 from .family_config import output_names
-from .heads import EmbeddingHead, GatedHead
+from .heads import EmbeddingHead, output_bias
 from .kmers import Layout
 from .losses import FamilyLoss
 
@@ -53,10 +56,27 @@ class FamilyVAE(nn.Module):
                     nn.init.zeros_(module.bias)
             if isinstance(module, EmbeddingHead):
                 nn.init.xavier_uniform_(module.kmer_embedding)
-            if isinstance(module, GatedHead):
-                width = module.value.out_features
-                with torch.no_grad():  # softplus(b) = 1 / width
-                    module.value.bias.fill_(math.log(math.expm1(1.0 / width)))
+        self._start_at_uniform_composition()
+
+    @torch.no_grad()
+    def _start_at_uniform_composition(self) -> None:
+        heads = self.decoder.heads
+        for name in self.outputs:
+            spec = self.loss_fn.specs[name]
+            p0 = 0.5 if name == "gc" else 1.0 / self.loss_fn.widths[name]
+            if spec["kind"] == "gated":
+                start = math.log(math.expm1(p0))  # softplus(start) = p0
+            elif spec["kind"] in ("bce", "logit_mse"):
+                start = math.log(p0) - math.log1p(-p0)
+            elif spec["kind"] == "log_mse":
+                start = math.log(p0 + spec["offset"])
+            else:
+                continue
+            if name == "gc" and "gc" not in heads:  # branched: every branch's GC column
+                for head in self.decoder.gc_heads.values():
+                    head.bias.fill_(start)
+            else:
+                output_bias(heads[name]).fill_(start)
 
     def transform(self, block: torch.Tensor) -> torch.Tensor:
         """Rows of the ``input_ks`` groups (+ a length column when the model reads length) → input."""

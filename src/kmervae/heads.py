@@ -48,6 +48,15 @@ class EmbeddingHead(nn.Module):
         return F.linear(self.query(h), self.kmer_embedding, self.bias)
 
 
+def output_bias(head: nn.Module) -> torch.Tensor:
+    """The bias of a head's output columns (a gated head: of its value)."""
+    if isinstance(head, GatedHead):
+        return head.value.bias
+    if isinstance(head, nn.Sequential):
+        return head[-1].bias
+    return head.bias
+
+
 def make_head(spec: dict, n_in: int, width: int) -> nn.Module:
     """The head of ``spec`` (a normalised ``model.heads`` entry) from ``n_in`` features to ``width`` columns."""
     kind = spec["kind"]

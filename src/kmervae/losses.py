@@ -127,6 +127,13 @@ class FamilyLoss:
             return gc_inverse(out, self.inputs.gc_transform)
         return group_frequencies(out, int(name[:-3]), self.inputs.transforms[name], self.inputs.log_offset)
 
+    def metric_names(self) -> list[str]:
+        """The keys of :meth:`metric_sums`, grouped by kind, outputs in model order."""
+        gated = [n for n in self.outputs if self.specs[n]["kind"] == "gated"]
+        names = [f"{kind}_{n}" for kind in ("mse", "bce") for n in self.outputs]
+        kinds = ("gate_acc", "gate_base", "present", "mse_present", "mse_absent")
+        return names + [f"{kind}_{n}" for kind in kinds for n in gated]
+
     @torch.no_grad()
     def metric_sums(self, x: torch.Tensor, outputs: dict) -> dict[str, torch.Tensor]:
         """Per output: ``name -> [numerator, denominator]`` (float64) to sum over batches.
