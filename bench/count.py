@@ -111,6 +111,17 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class Timer:
+    """Wall and CPU seconds of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
+
+
 def tiny_fasta(workdir: Path) -> Path:
     path = workdir / "warmup.fa"
     path.write_text(">w1\nACGTACGTTTGACNACGT\n>w2\nGGGCCCAAATTT\n")
@@ -122,9 +133,9 @@ def run_kmervae(path: Path, out: Path, threads: int):
     from kmervae.store import KmerStore
 
     count_fasta([tiny_fasta(out.parent)], out.with_name("warmup.zarr"), threads=threads)
-    start, cpu_before = time.perf_counter(), cpu_seconds()
-    count_fasta([path], out, threads=threads)
-    return start, KmerStore(out).n, cpu_before
+    with Timer() as timer:
+        count_fasta([path], out, threads=threads)
+    return timer, KmerStore(out).n
 
 
 def run_kmervae_in_memory(path: Path, out: Path, threads: int):
@@ -132,9 +143,9 @@ def run_kmervae_in_memory(path: Path, out: Path, threads: int):
     from kmervae.count import count_chunks
 
     list(count_chunks([tiny_fasta(out.parent)], threads=threads))
-    start, cpu_before = time.perf_counter(), cpu_seconds()
-    n = sum(len(ids) for ids, _, _ in count_chunks([path], threads=threads))
-    return start, n, cpu_before
+    with Timer() as timer:
+        n = sum(len(ids) for ids, _, _ in count_chunks([path], threads=threads))
+    return timer, n
 
 
 def numpy_counts(seq: bytes, layout, lut, fold) -> "np.ndarray":  # noqa: F821
@@ -182,9 +193,8 @@ def run_numpy(path: Path, out: Path, threads: int):
 
     layout = Layout()
     fold = {k: canonical_index(k) for k in layout.ks}
-    start, cpu_before = time.perf_counter(), cpu_seconds()
     n = 0
-    with StoreWriter(out, layout, compressors=FAST_COMPRESSOR) as writer:
+    with Timer() as timer, StoreWriter(out, layout, compressors=FAST_COMPRESSOR) as writer:
         ids, lengths, rows = [], [], []
         for name, seq in simple_fasta(path):
             ids.append(name)
@@ -197,7 +207,7 @@ def run_numpy(path: Path, out: Path, threads: int):
         if ids:
             writer.append(ids, lengths, np.stack(rows))
             n += len(ids)
-    return start, n, cpu_before
+    return timer, n
 
 
 def run_vamb(path: Path, out: Path, threads: int):
@@ -205,10 +215,9 @@ def run_vamb(path: Path, out: Path, threads: int):
 
     with open(tiny_fasta(out.parent), "rb") as fh:
         vamb.parsecontigs.Composition.from_file(fh, None, minlength=4)
-    start, cpu_before = time.perf_counter(), cpu_seconds()
-    with open(path, "rb") as fh:
+    with Timer() as timer, open(path, "rb") as fh:
         composition = vamb.parsecontigs.Composition.from_file(fh, None, minlength=4)
-    return start, int(composition.matrix.shape[0]), cpu_before
+    return timer, int(composition.matrix.shape[0])
 
 
 def kernel_only(path: Path) -> dict:
@@ -256,10 +265,8 @@ def one(method: str, path: Path, out: Path, threads: int) -> None:
     if method == "kernel":
         print(json.dumps(kernel_only(path)))
         return
-    start, n, cpu_before = RUNNERS[method](path, out, threads)
-    seconds = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu_before
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "records": n, "rss_mb": peak_rss_mb()}))
+    timer, n = RUNNERS[method](path, out, threads)
+    print(json.dumps({"seconds": timer.wall, "cpu": timer.cpu, "records": n, "rss_mb": peak_rss_mb()}))
 
 
 # -- driver --------------------------------------------------------------------------------------
