@@ -9,6 +9,14 @@ import time
 log = logging.getLogger("kmervae")
 
 
+def _si(value: float) -> str:
+    """1234567 -> '1.23M' (the way tqdm's unit_scale prints)."""
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f}{suffix}"
+    return f"{value:.3g}" if value != int(value) else f"{value:.0f}"
+
+
 class _LogProgress:
     """tqdm's small API (update, set_postfix_str, close) written as log lines every ``interval`` s."""
 
@@ -30,9 +38,9 @@ class _LogProgress:
 
     def _emit(self, now: float) -> None:
         rate = self.n / max(now - self.start, 1e-9)
-        of = f"/{self.total:,.0f}" if self.total else ""
+        of = f"/{_si(self.total)}" if self.total else ""
         extra = f" ({self.postfix})" if self.postfix else ""
-        log.info("%s: %s%s %s, %.1f %s/s%s", self.desc, f"{self.n:,.0f}", of, self.unit, rate, self.unit, extra)
+        log.info("%s: %s%s %s, %s %s/s%s", self.desc, _si(self.n), of, self.unit, _si(rate), self.unit, extra)
 
     def close(self) -> None:
         self._emit(time.monotonic())
