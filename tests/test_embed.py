@@ -92,6 +92,8 @@ def test_fasta_store_and_sequences_agree(tmp_path):
     np.testing.assert_allclose(direct, oracle(model, counts, Layout()), rtol=1e-5, atol=1e-6)
     assert via_fasta.attrs["input_sha256"][0]["sha256"] and via_fasta.attrs["model_dir"] == str(model_dir)
     assert embed_sequences(model, []).shape == (0, 5)
+    # a generator in batches of two gives the same rows
+    np.testing.assert_allclose(embed_sequences(model, (s for s in SEQS.values()), batch_size=2), direct, rtol=1e-5, atol=1e-6)
 
 
 def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):

@@ -328,13 +328,20 @@ def embed_path(
 
 
 def embed_sequences(model, seqs: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-    """Library call: ``z_mean`` (float32, n x latent) of sequences given as strings."""
+    """Library call: ``z_mean`` (float32, n x latent) of sequences given as strings (any iterable).
+
+    Sequences are counted and embedded ``batch_size`` at a time, so memory beyond the
+    result is bounded however many are given.
+    """
+    from itertools import islice
+
     from .count import count_sequences
 
-    seqs = list(seqs)
     layout = Layout(tuple(model.input_ks))
-    if not seqs:
-        return np.empty((0, int(model.latent_dim)), dtype=np.float32)
-    counts = count_sequences(seqs, layout)
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    return np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32)
+    parts = []
+    it = iter(seqs)
+    while batch := list(islice(it, batch_size)):
+        counts = count_sequences(batch, layout)
+        lengths = np.array([len(s) for s in batch], dtype=np.int64)
+        parts.append(np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32))
+    return np.concatenate(parts) if parts else np.empty((0, int(model.latent_dim)), dtype=np.float32)
