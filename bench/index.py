@@ -75,8 +75,12 @@ def main() -> None:
     ap.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embeddings", help="tile this embeddings store with noise instead of synthetic vectors")
-    ap.add_argument("--clusters", type=int, default=2000, help="synthetic: cluster centres (1 = one Gaussian, hardest)")
-    ap.add_argument("--intrinsic", type=int, default=48, help="synthetic: dimension of the subspace holding the signal")
+    ap.add_argument(
+        "--clusters", type=int, default=2000, help="synthetic: cluster centres (1 = one Gaussian, hardest)"
+    )
+    ap.add_argument(
+        "--intrinsic", type=int, default=48, help="synthetic: dimension of the subspace holding the signal"
+    )
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", type=lambda s: [int(x) for x in s.split(",")], default=[64, 128, 256])
@@ -90,16 +94,26 @@ def main() -> None:
 
     faiss.omp_set_num_threads(args.threads)
     t = time.perf_counter()
-    data = tiled(args.embeddings, args.n + args.queries, args.seed) if args.embeddings else synthetic(
-        args.n + args.queries, args.dim, args.seed, args.clusters, args.intrinsic
+    data = (
+        tiled(args.embeddings, args.n + args.queries, args.seed)
+        if args.embeddings
+        else synthetic(args.n + args.queries, args.dim, args.seed, args.clusters, args.intrinsic)
     )
     queries = prepare(data[args.n :], args.metric)
     data = prepare(data[: args.n], args.metric)
-    source = f"tiled {args.embeddings}" if args.embeddings else f"synthetic: {args.clusters} clusters in {args.intrinsic}-d"
-    print(f"# data: {args.n:,} x {data.shape[1]} ({source}),"
-          f" {args.queries} held-out queries, k={args.k}, {args.metric}; made in {time.perf_counter() - t:.0f} s")
-    print(f"# machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus,"
-          f" faiss {faiss.__version__} with {args.threads} threads; load before: {os.getloadavg()}")
+    source = (
+        f"tiled {args.embeddings}"
+        if args.embeddings
+        else f"synthetic: {args.clusters} clusters in {args.intrinsic}-d"
+    )
+    print(
+        f"# data: {args.n:,} x {data.shape[1]} ({source}),"
+        f" {args.queries} held-out queries, k={args.k}, {args.metric}; made in {time.perf_counter() - t:.0f} s"
+    )
+    print(
+        f"# machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus,"
+        f" faiss {faiss.__version__} with {args.threads} threads; load before: {os.getloadavg()}"
+    )
 
     rows = []
     kinds = args.kinds.split(",")
@@ -115,15 +129,25 @@ def main() -> None:
     if "hnsw" in kinds:
         base = rss_mb()
         t = time.perf_counter()
-        params = IndexParams(metric=args.metric, kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
+        params = IndexParams(
+            metric=args.metric, kind="hnsw", hnsw_m=args.hnsw_m, ef_construction=args.ef_construction
+        )
         hnsw = make_index(data.shape[1], args.n, params)
         hnsw.add(data)
         build, mem = time.perf_counter() - t, rss_mb() - base
         for ef in args.ef_search:
             hnsw.hnsw.efSearch = ef
             found, qps = timed_search(hnsw, queries, args.k)
-            rows.append(("hnsw", f"M={args.hnsw_m} efC={args.ef_construction} efSearch={ef}", build, mem, qps,
-                         recall(found, truth)))
+            rows.append(
+                (
+                    "hnsw",
+                    f"M={args.hnsw_m} efC={args.ef_construction} efSearch={ef}",
+                    build,
+                    mem,
+                    qps,
+                    recall(found, truth),
+                )
+            )
         del hnsw
 
     if "ivf" in kinds:
@@ -138,13 +162,19 @@ def main() -> None:
         for nprobe in args.ivf_nprobe:
             ivf.nprobe = nprobe
             found, qps = timed_search(ivf, queries, args.k)
-            rows.append(("ivf-flat", f"nlist={args.ivf_nlist} nprobe={nprobe}", build, mem, qps, recall(found, truth)))
+            rows.append(
+                ("ivf-flat", f"nlist={args.ivf_nlist} nprobe={nprobe}", build, mem, qps, recall(found, truth))
+            )
 
     print()
-    print(f"| index | parameters | build (s) | memory (MB) | queries/s | speed-up vs exact | recall@{args.k} |")
+    print(
+        f"| index | parameters | build (s) | memory (MB) | queries/s | speed-up vs exact | recall@{args.k} |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for kind, params, build, mem, qps, rec in rows:
-        print(f"| {kind} | {params} | {build:.1f} | {mem:.0f} | {qps:,.0f} | {qps / exact_qps:.1f}x | {rec:.3f} |")
+        print(
+            f"| {kind} | {params} | {build:.1f} | {mem:.0f} | {qps:,.0f} | {qps / exact_qps:.1f}x | {rec:.3f} |"
+        )
     print(f"\n# load after: {os.getloadavg()}")
 
 

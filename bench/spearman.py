@@ -38,9 +38,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
-        with StoreWriter(tmp / "s.zarr", layout) as store, EmbeddingsWriter(
-            tmp / "e.zarr", args.latent, attrs={"model_config_hash": "bench", "input_ks": list(layout.ks)}
-        ) as emb:
+        with (
+            StoreWriter(tmp / "s.zarr", layout) as store,
+            EmbeddingsWriter(
+                tmp / "e.zarr", args.latent, attrs={"model_config_hash": "bench", "input_ks": list(layout.ks)}
+            ) as emb,
+        ):
             for a in range(0, args.pool, 4096):
                 n = min(4096, args.pool - a)
                 counts = rng.poisson(rng.gamma(2.0, 3.0, size=(1, layout.width)), size=(n, layout.width))
@@ -50,13 +53,23 @@ def main() -> None:
                 emb.append(ids, np.full(n, 5000), z)
         made = time.perf_counter() - t
         t = time.perf_counter()
-        r = spearman(tmp / "e.zarr", tmp / "s.zarr", tmp / "out", pool=args.pool, queries=args.queries, k=args.k,
-                     bootstrap=args.bootstrap, threads=args.threads)
+        r = spearman(
+            tmp / "e.zarr",
+            tmp / "s.zarr",
+            tmp / "out",
+            pool=args.pool,
+            queries=args.queries,
+            k=args.k,
+            bootstrap=args.bootstrap,
+            threads=args.threads,
+        )
         took = time.perf_counter() - t
     print(f"# synthetic data made in {made:.0f} s; machine {os.cpu_count()} cpus, load {os.getloadavg()}")
     print(format_result(r))
-    print(f"spearman report, P={r['pool']}, latent {args.latent}, {r['queries']} queries x K={r['k']}, "
-          f"{args.bootstrap} bootstrap resamples, {args.threads} threads: {took:.1f} s")
+    print(
+        f"spearman report, P={r['pool']}, latent {args.latent}, {r['queries']} queries x K={r['k']}, "
+        f"{args.bootstrap} bootstrap resamples, {args.threads} threads: {took:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ def test_fasta_store_and_sequences_agree(tmp_path):
     assert via_fasta.attrs["input_sha256"][0]["sha256"] and via_fasta.attrs["model_dir"] == str(model_dir)
     assert embed_sequences(model, []).shape == (0, 5)
     # a generator in batches of two gives the same rows
-    np.testing.assert_allclose(embed_sequences(model, (s for s in SEQS.values()), batch_size=2), direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        embed_sequences(model, (s for s in SEQS.values()), batch_size=2), direct, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):
@@ -101,7 +103,9 @@ def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):
     layout = Layout.parse("4..1")
     with StoreWriter(tmp_path / "s.zarr", layout) as w:
         w.append(["x"], [10], np.ones((1, layout.width)))
-    code = main(["embed", "--model", str(model_dir), str(tmp_path / "s.zarr"), "-o", str(tmp_path / "e.zarr")])
+    code = main(
+        ["embed", "--model", str(model_dir), str(tmp_path / "s.zarr"), "-o", str(tmp_path / "e.zarr")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "missing 6-mers, 5-mers" in err and str(tmp_path / "s.zarr") in err
     assert len(err.splitlines()) == 1
@@ -111,7 +115,21 @@ def test_model_refuses_a_store_without_its_groups(tmp_path, capsys):
 def test_cli_embeds_fasta_and_reports(tmp_path, capsys):
     _, model_dir = make_model(tmp_path)
     fasta = write_fasta(tmp_path / "q.fa")
-    assert main(["embed", "--model", str(model_dir), str(fasta), "-o", str(tmp_path / "e.zarr"), "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--model",
+                str(model_dir),
+                str(fasta),
+                "-o",
+                str(tmp_path / "e.zarr"),
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "5 contigs x 5" in capsys.readouterr().out
     with pytest.raises(KmervaeError, match="needs a dataset store"):
         embed_path(model_dir, fasta, tmp_path / "x.zarr", split="test")

@@ -29,14 +29,18 @@ def cosine_nn(z):
 
 def test_count_distance_matches_brute_force(tmp_path):
     data = make_data(tmp_path, n=150)
-    r = count_distance(data["emb"], tmp_path / "cd", split="all", sample=0, ranges=[(0, 0.05), (0, 0.2)], pairs=500)
+    r = count_distance(
+        data["emb"], tmp_path / "cd", split="all", sample=0, ranges=[(0, 0.05), (0, 0.2)], pairs=500
+    )
     nn = cosine_nn(data["z"])
     assert r["sample"] == 150
     assert r["nn_distance"]["mean"] == pytest.approx(nn.mean(), abs=1e-7)
     assert r["nn_distance"]["median"] == pytest.approx(np.median(nn), abs=1e-7)
     grid = np.linspace(0, 0.2, 200)
     fit = stats.linregress(grid, [(nn <= g).sum() for g in grid])
-    assert r["fits"][1]["slope"] == pytest.approx(fit.slope) and r["fits"][1]["r2"] == pytest.approx(fit.rvalue**2)
+    assert r["fits"][1]["slope"] == pytest.approx(fit.slope) and r["fits"][1]["r2"] == pytest.approx(
+        fit.rvalue**2
+    )
     hist = np.loadtxt(tmp_path / "cd" / "count_distance.tsv", skiprows=1)
     assert hist[:, 2].sum() == 150 and hist[-1, 3] == 150
     assert json.loads((tmp_path / "cd" / "count_distance.json").read_text())["fits"][0]["range"] == [0, 0.05]
@@ -66,10 +70,16 @@ def test_pca_baseline_matches_sklearn_and_brute_force(tmp_path):
         nb = np.argsort(d, axis=1, kind="stable")[:, :5]
         lat = np.take_along_axis(d, nb, 1).ravel()
         mse = ((clr[:, None, :] - clr[nb]) ** 2).mean(axis=2).ravel()
-        assert rows[("pca_clr", w)]["spearman"] == pytest.approx(stats.spearmanr(lat, mse).statistic, abs=1e-6)
-        assert rows[("pca_clr", w)]["mse_top"]["1"] == pytest.approx(mse.reshape(90, 5)[:, 0].mean(), rel=1e-5)
+        assert rows[("pca_clr", w)]["spearman"] == pytest.approx(
+            stats.spearmanr(lat, mse).statistic, abs=1e-6
+        )
+        assert rows[("pca_clr", w)]["mse_top"]["1"] == pytest.approx(
+            mse.reshape(90, 5)[:, 0].mean(), rel=1e-5
+        )
     # the VAE row is the spearman report on the same pool and queries
-    s = spearman(data["emb"], data["store"], tmp_path / "s", **{k: v for k, v in kw.items() if k != "fit_sample"})
+    s = spearman(
+        data["emb"], data["store"], tmp_path / "s", **{k: v for k, v in kw.items() if k != "fit_sample"}
+    )
     assert rows[("vae", 8)]["spearman"] == s["spearman"] and rows[("vae", 8)]["mse_random"] == s["mse_random"]
     table = (tmp_path / "b" / "baselines.tsv").read_text().splitlines()
     assert table[0].startswith("method\twidth\tspearman") and len(table) == 4
@@ -87,7 +97,9 @@ def test_retrieval_precision_on_a_hand_computed_case(tmp_path, capsys):
     ids = [f"p{i}" for i in range(6)]
     write_points(tmp_path / "e.zarr", [0, 1, 3, 10, 11, 13], ids)
     labels = tmp_path / "labels.tsv"
-    labels.write_text("contig_id\tgenome\n" + "".join(f"{i}\t{g}\n" for i, g in zip(ids, "AABBBA")) + "other\tC\n")
+    labels.write_text(
+        "contig_id\tgenome\n" + "".join(f"{i}\t{g}\n" for i, g in zip(ids, "AABBBA")) + "other\tC\n"
+    )
     r = retrieval(tmp_path / "e.zarr", labels, tmp_path / "r", ks=(1, 2), queries=6)
     got = {(row["method"], row["k"]): row["precision"] for row in r["rows"]}
     # nearest (ties by position): p0->p1,p2  p1->p0,p2  p2->p1,p0  p3->p4,p5  p4->p3,p5  p5->p4,p3
@@ -95,15 +107,32 @@ def test_retrieval_precision_on_a_hand_computed_case(tmp_path, capsys):
     assert got[("vae", 2)] == pytest.approx(2 / 6)
     assert got[("chance", 1)] == pytest.approx(2 / 5)
     assert r["pool"] == 6 and r["labels"] == 2
-    assert main(["evaluate", "retrieval", "--embeddings", str(tmp_path / "e.zarr"), "--labels", str(labels),
-                 "-o", str(tmp_path / "r2"), "--ks", "1,2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "retrieval",
+                "--embeddings",
+                str(tmp_path / "e.zarr"),
+                "--labels",
+                str(labels),
+                "-o",
+                str(tmp_path / "r2"),
+                "--ks",
+                "1,2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "vae" in out and "0.667" in out and "P@2" in out
 
 
 def test_retrieval_baselines_against_brute_force_clr(tmp_path):
     data = make_data(tmp_path, n=120, genomes=3)
-    r = retrieval(data["emb"], data["labels"], tmp_path / "r", store=data["store"], ks=(1, 10), split="all", queries=120)
+    r = retrieval(
+        data["emb"], data["labels"], tmp_path / "r", store=data["store"], ks=(1, 10), split="all", queries=120
+    )
     got = {(row["method"], row["k"]): row["precision"] for row in r["rows"]}
     assert {m for m, _ in got} == {"vae", "clr", "pca_clr", "clr_4mer", "chance"}
     g = data["genome"]
@@ -132,8 +161,16 @@ def test_retrieval_bad_labels_are_clear_errors(tmp_path):
 
 def test_map_coordinates_clusters_and_gc(tmp_path):
     data = make_data(tmp_path, n=200, genomes=3)
-    kw = dict(store=data["store"], labels=data["labels"], split="all", sample=0, n_iter=50, early_exaggeration_iter=25,
-              min_cluster_size=10, min_samples=5)
+    kw = dict(
+        store=data["store"],
+        labels=data["labels"],
+        split="all",
+        sample=0,
+        n_iter=50,
+        early_exaggeration_iter=25,
+        min_cluster_size=10,
+        min_samples=5,
+    )
     r = map_embeddings(data["emb"], tmp_path / "m", **kw)
     lines = [line.split("\t") for line in (tmp_path / "m" / "map.tsv").read_text().splitlines()]
     assert lines[0] == ["id", "x", "y", "cluster", "gc", "label"] and len(lines) == 201
@@ -149,8 +186,9 @@ def test_map_coordinates_clusters_and_gc(tmp_path):
     assert r["clusters"] == clusters.max() + 1 and r["n"] == 200
     assert [row[5] for row in lines[1:]] == [f"g{data['genome'][i]}" for i in index]
     again = map_embeddings(data["emb"], tmp_path / "m2", **kw, threads=2)  # reproducible with threads too
-    assert (tmp_path / "m" / "map.tsv").read_bytes() == (tmp_path / "m2" / "map.tsv").read_bytes() and again == {
-        **r, "embeddings": again["embeddings"]}
+    assert (tmp_path / "m" / "map.tsv").read_bytes() == (
+        tmp_path / "m2" / "map.tsv"
+    ).read_bytes() and again == {**r, "embeddings": again["embeddings"]}
     for name in ("map_gc", "map_cluster", "map_label"):
         assert (tmp_path / "m" / f"{name}.png").exists()
     assert np.ptp(xy[:, 0]) > 0

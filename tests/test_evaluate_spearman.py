@@ -65,11 +65,25 @@ def test_spearman_numbers_match_a_recomputation(tmp_path):
     lo, hi = r["spearman_ci95"]
     assert lo <= r["spearman"] <= hi
     saved = json.loads((out / "spearman.json").read_text())
-    for key in ("pool", "queries", "k", "metric", "spearman", "spearman_ci95", "pearson", "pearson_ci95",
-                "mse_top", "mse_random", "seed"):
+    for key in (
+        "pool",
+        "queries",
+        "k",
+        "metric",
+        "spearman",
+        "spearman_ci95",
+        "pearson",
+        "pearson_ci95",
+        "mse_top",
+        "mse_random",
+        "seed",
+    ):
         assert key in saved
-    assert all((out / f"{name}.{ext}").stat().st_size > 0 for name in ("spearman_scatter", "mse_by_rank")
-               for ext in ("png", "pdf"))
+    assert all(
+        (out / f"{name}.{ext}").stat().st_size > 0
+        for name in ("spearman_scatter", "mse_by_rank")
+        for ext in ("png", "pdf")
+    )
     # neighbours in the pool: brute force over the pool's own rows
     pool_all = sorted(pool_ids)
     first = [p for p in pairs if p[0] == pairs[0][0]]
@@ -81,7 +95,9 @@ def test_spearman_numbers_match_a_recomputation(tmp_path):
 def test_neighbours_are_the_exact_nearest_in_the_whole_pool(tmp_path):
     data = make_data(tmp_path, n=120)
     out = tmp_path / "r"
-    r = spearman(data["emb"], data["store"], out, split="all", pool=0, queries=5, k=4, bootstrap=0, metric="cosine")
+    r = spearman(
+        data["emb"], data["store"], out, split="all", pool=0, queries=5, k=4, bootstrap=0, metric="cosine"
+    )
     assert r["pool"] == 120 and r["split"] == "all" and np.isnan(r["spearman_ci95"][0])
     pairs = read_pairs(out / "spearman_pairs.tsv")
     z = data["z"].astype(np.float64)
@@ -99,7 +115,9 @@ def test_same_seed_same_numbers(tmp_path):
     a = spearman(data["emb"], data["store"], tmp_path / "a", pool=60, queries=8, k=5, bootstrap=100)
     b = spearman(data["emb"], data["store"], tmp_path / "b", pool=60, queries=8, k=5, bootstrap=100)
     assert a == {**b, "embeddings": a["embeddings"]}
-    assert (tmp_path / "a" / "spearman_pairs.tsv").read_bytes() == (tmp_path / "b" / "spearman_pairs.tsv").read_bytes()
+    assert (tmp_path / "a" / "spearman_pairs.tsv").read_bytes() == (
+        tmp_path / "b" / "spearman_pairs.tsv"
+    ).read_bytes()
 
 
 def test_bootstrap_interval_brackets_the_statistic_and_matches_scipy_per_resample():
@@ -132,8 +150,20 @@ def test_bad_inputs_are_one_clear_error(tmp_path, capsys):
 
     with StoreWriter(tmp_path / "wrong.zarr", Layout.parse("4..1")) as w:
         w.append(["x1", "x2"], [1, 1], np.ones((2, Layout.parse("4..1").width)))
-    code = main(["evaluate", "spearman", "--embeddings", str(data["emb"]), "--store", str(tmp_path / "wrong.zarr"),
-                 "-o", str(tmp_path / "r"), "--k", "3"])
+    code = main(
+        [
+            "evaluate",
+            "spearman",
+            "--embeddings",
+            str(data["emb"]),
+            "--store",
+            str(tmp_path / "wrong.zarr"),
+            "-o",
+            str(tmp_path / "r"),
+            "--k",
+            "3",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "is not in the k-mer store" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()

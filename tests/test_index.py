@@ -65,7 +65,10 @@ def test_query_by_ids_breaks_ties_by_id_and_excludes_self(tmp_path):
     write_embeddings(tmp_path / "e.zarr", z, ids=ids)
     build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", IndexParams(metric="l2", kind="flat"))
     out = tmp_path / "n.tsv"
-    assert main(["query", "--index", str(tmp_path / "i.faiss"), "--ids", ids[17], "-k", "3", "-o", str(out)]) == 0
+    assert (
+        main(["query", "--index", str(tmp_path / "i.faiss"), "--ids", ids[17], "-k", "3", "-o", str(out)])
+        == 0
+    )
     rows = read_tsv(out)
     tied = sorted(ids[i] for i in (3, 8, 30, 25))
     assert [r[2] for r in rows] == tied[:3]
@@ -81,7 +84,7 @@ def test_ties_straddling_the_search_width_are_still_broken_by_id(tmp_path):
     write_embeddings(tmp_path / "e.zarr", z, ids=ids)
     build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", IndexParams(metric="l2", kind="flat"))
     index = LoadedIndex(tmp_path / "i.faiss")
-    pos, dist = index.search(np.zeros((1, 3), np.float32), 5)
+    pos, _ = index.search(np.zeros((1, 3), np.float32), 5)
     assert list(index.ids[pos[0]]) == sorted(ids[:60])[:5]
 
 
@@ -90,7 +93,9 @@ def test_approximate_indexes_find_most_neighbours(tmp_path, kind):
     rng = np.random.default_rng(3)
     z = rng.normal(size=(1000, 16)).astype(np.float32)
     write_embeddings(tmp_path / "e.zarr", z, chunk_rows=256)
-    params = IndexParams(metric="l2", kind=kind, ivf_nlist=16, ivf_nprobe=8, train_sample=1000, ef_construction=64)
+    params = IndexParams(
+        metric="l2", kind=kind, ivf_nlist=16, ivf_nprobe=8, train_sample=1000, ef_construction=64
+    )
     meta = build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", params)
     assert meta["kind"] == kind
     index = LoadedIndex(tmp_path / "i.faiss")

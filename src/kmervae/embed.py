@@ -35,7 +35,16 @@ FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
 DEFAULT_BATCH_SIZE = 4096
 #: input store attributes copied into the embeddings' ``input_attrs`` (the rest can be large)
-INPUT_ATTR_KEYS = ("format", "format_version", "matrix", "groups", "n", "sources", "provenance", "tool_version")
+INPUT_ATTR_KEYS = (
+    "format",
+    "format_version",
+    "matrix",
+    "groups",
+    "n",
+    "sources",
+    "provenance",
+    "tool_version",
+)
 
 
 class EmbeddingsWriter:
@@ -73,7 +82,9 @@ class EmbeddingsWriter:
             ),
         }
         for name in self.extra:
-            self.arrays[name] = self.group.create_array(name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,))
+            self.arrays[name] = self.group.create_array(
+                name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,)
+            )
         self.n = 0
         self._committed = False
 
@@ -89,7 +100,11 @@ class EmbeddingsWriter:
         self.arrays["z_mean"].append(z_mean)
         for name in self.extra:
             dtype = OPTIONAL_ARRAYS[name]
-            values = np.asarray(extra[name], dtype=object).astype(str) if dtype is str else np.asarray(extra[name], dtype)
+            values = (
+                np.asarray(extra[name], dtype=object).astype(str)
+                if dtype is str
+                else np.asarray(extra[name], dtype)
+            )
             self.arrays[name].append(values)
         self.n += len(ids)
 
@@ -126,7 +141,9 @@ class Embeddings:
             raise KmervaeError(f"{self.path}: not a zarr store ({exc})") from None
         self.attrs = dict(self.group.attrs)
         if self.attrs.get("format") != FORMAT:
-            raise KmervaeError(f"{self.path}: not a kmervae embeddings store (format {self.attrs.get('format')!r})")
+            raise KmervaeError(
+                f"{self.path}: not a kmervae embeddings store (format {self.attrs.get('format')!r})"
+            )
         if self.attrs.get("format_version") != FORMAT_VERSION:
             raise KmervaeError(
                 f"{self.path}: embeddings format version {self.attrs.get('format_version')} is not supported "
@@ -178,7 +195,9 @@ def _take_rows(array, index: np.ndarray, chunk_rows: int) -> np.ndarray:
     order = np.argsort(index, kind="stable")
     sorted_index = index[order]
     first = array[0:0]
-    out = np.empty((len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype)
+    out = np.empty(
+        (len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype
+    )
     chunk = sorted_index // chunk_rows
     for c in np.unique(chunk):
         sel = np.nonzero(chunk == c)[0]
@@ -254,7 +273,9 @@ def embed_store(
     if split:
         attrs["split"] = split
     total = store.n if selected is None else len(selected)
-    with EmbeddingsWriter(out, model.latent_dim, attrs=attrs, extra=extra, chunk_rows=store.chunk_rows) as writer:
+    with EmbeddingsWriter(
+        out, model.latent_dim, attrs=attrs, extra=extra, chunk_rows=store.chunk_rows
+    ) as writer:
         with progress("embed", total=total, unit="contigs") as bar:
             for start, stop in store.chunks(max(int(batch_size), store.chunk_rows)):
                 rows = None if selected is None else selected[(selected >= start) & (selected < stop)] - start
@@ -343,5 +364,7 @@ def embed_sequences(model, seqs: Iterable[str], batch_size: int = DEFAULT_BATCH_
     while batch := list(islice(it, batch_size)):
         counts = count_sequences(batch, layout)
         lengths = np.array([len(s) for s in batch], dtype=np.int64)
-        parts.append(np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32))
+        parts.append(
+            np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32)
+        )
     return np.concatenate(parts) if parts else np.empty((0, int(model.latent_dim)), dtype=np.float32)

@@ -177,7 +177,9 @@ class LoadedIndex:
         ids_path, json_path = sidecar_paths(self.path)
         for p in (self.path, ids_path, json_path):
             if not p.exists():
-                raise KmervaeError(f"{p}: missing (an index is INDEX.faiss with .ids.tsv and .json beside it)")
+                raise KmervaeError(
+                    f"{p}: missing (an index is INDEX.faiss with .ids.tsv and .json beside it)"
+                )
         try:
             self.meta = json.loads(json_path.read_text())
         except json.JSONDecodeError as exc:
@@ -219,15 +221,19 @@ class LoadedIndex:
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors at row positions."""
         positions = np.asarray(positions, dtype=np.int64)
-        return np.vstack([self.index.reconstruct(int(p)) for p in positions]) if len(positions) else np.empty(
-            (0, self.dim), dtype=np.float32
+        return (
+            np.vstack([self.index.reconstruct(int(p)) for p in positions])
+            if len(positions)
+            else np.empty((0, self.dim), dtype=np.float32)
         )
 
     def check_queries(self, vectors: np.ndarray, source: str, model_config_hash: str | None = None) -> None:
         check_same_model(model_config_hash, source, self.model_config_hash, str(self.path))
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             width = vectors.shape[1] if vectors.ndim == 2 else vectors.shape
-            raise KmervaeError(f"{source}: query vectors have width {width} but the index {self.path} has {self.dim}")
+            raise KmervaeError(
+                f"{source}: query vectors have width {width} but the index {self.path} has {self.dim}"
+            )
 
     def search(self, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None):
         """k nearest (positions, distances) per query, sorted by (distance, ID).
@@ -328,9 +334,13 @@ def query_index(
             from .model import load_model
 
             model = load_model(model_dir, weights=weights)
-            check_same_model(model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path))
+            check_same_model(
+                model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path)
+            )
             layout = Layout(tuple(model.input_ks))
-            for chunk_ids, lengths, counts in count_chunks([Path(p) for p in fasta], layout=layout, threads=threads or 1):
+            for chunk_ids, lengths, counts in count_chunks(
+                [Path(p) for p in fasta], layout=layout, threads=threads or 1
+            ):
                 z = model.embed(counts, layout, lengths=lengths)
                 index.check_queries(np.asarray(z), f"model {model_dir}")
                 yield chunk_ids, *index.search(z, k)

@@ -13,9 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .atomic import atomic_path  # noqa: E402
+from .atomic import atomic_path
 
 SUFFIXES = (".png", ".pdf")
 

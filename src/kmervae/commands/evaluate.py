@@ -27,12 +27,16 @@ def _floats_ranges(text: str) -> list[tuple[float, float]]:
 def _common(p, store: str | None = "required", split_default: str = "auto") -> None:
     p.add_argument("--embeddings", required=True, metavar="EMB.zarr")
     if store == "required":
-        p.add_argument("--store", required=True, metavar="STORE.zarr", help="the k-mer store the embeddings came from")
+        p.add_argument(
+            "--store", required=True, metavar="STORE.zarr", help="the k-mer store the embeddings came from"
+        )
     elif store == "optional":
         p.add_argument("--store", metavar="STORE.zarr", help="the k-mer store the embeddings came from")
     p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR")
     p.add_argument(
-        "--split", choices=("auto", "test", "validation", "train", "all"), default=split_default,
+        "--split",
+        choices=("auto", "test", "validation", "train", "all"),
+        default=split_default,
         help="rows to evaluate (auto: test if present, else validation, else all)",
     )
     p.add_argument("--seed", type=int, default=42)
@@ -53,22 +57,33 @@ def add_arguments(parser) -> None:
     _common(p)
     _protocol(p)
 
-    p = sub.add_parser("count-distance", help=SUBCOMMANDS["count-distance"], description=SUBCOMMANDS["count-distance"])
+    p = sub.add_parser(
+        "count-distance", help=SUBCOMMANDS["count-distance"], description=SUBCOMMANDS["count-distance"]
+    )
     _common(p, store=None)
     p.add_argument("--sample", type=int, default=100_000, help="contigs sampled (0 = all)")
     p.add_argument("--metric", choices=("euclidean", "cosine"), default="cosine")
-    p.add_argument("--ranges", type=_floats_ranges, default=[(0, 0.2), (0, 0.5), (0, 0.7)], help="fit ranges, e.g. 0-0.2,0-0.5")
+    p.add_argument(
+        "--ranges",
+        type=_floats_ranges,
+        default=[(0, 0.2), (0, 0.5), (0, 0.7)],
+        help="fit ranges, e.g. 0-0.2,0-0.5",
+    )
     p.add_argument("--pairs", type=int, default=100_000, help="random pairs for the pairwise distributions")
 
     p = sub.add_parser("baselines", help=SUBCOMMANDS["baselines"], description=SUBCOMMANDS["baselines"])
     _common(p)
     _protocol(p)
-    p.add_argument("--widths", type=_ints, default=None, help="PCA widths (default 32,128 and the latent width)")
+    p.add_argument(
+        "--widths", type=_ints, default=None, help="PCA widths (default 32,128 and the latent width)"
+    )
     p.add_argument("--fit-sample", type=int, default=20_000, help="pool contigs the PCA is fitted on")
 
     p = sub.add_parser("retrieval", help=SUBCOMMANDS["retrieval"], description=SUBCOMMANDS["retrieval"])
     _common(p, store="optional")
-    p.add_argument("--labels", required=True, metavar="LABELS.tsv", help="contig_id plus label columns (kmervae chop)")
+    p.add_argument(
+        "--labels", required=True, metavar="LABELS.tsv", help="contig_id plus label columns (kmervae chop)"
+    )
     p.add_argument("--label-column", default="genome")
     p.add_argument("--ks", type=_ints, default=[1, 10, 50], help="k values, e.g. 1,10,50")
     p.add_argument("--pool", type=int, default=50_000)
@@ -84,7 +99,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     p.add_argument("--n-iter", type=int, default=500)
-    p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN (default scaled from 1000 at 4.8 M)")
+    p.add_argument(
+        "--min-cluster-size", type=int, default=None, help="HDBSCAN (default scaled from 1000 at 4.8 M)"
+    )
     p.add_argument("--min-samples", type=int, default=None, help="HDBSCAN (default scaled from 100 at 4.8 M)")
 
 
@@ -93,44 +110,100 @@ def run(args) -> int:
     if args.evaluation == "spearman":
         from ..evaluate.spearman import format_result, spearman
 
-        r = spearman(args.embeddings, args.store, args.outdir, pool=args.pool, queries=args.queries, k=args.k,
-                     metric=args.metric, bootstrap=args.bootstrap, **common)
+        r = spearman(
+            args.embeddings,
+            args.store,
+            args.outdir,
+            pool=args.pool,
+            queries=args.queries,
+            k=args.k,
+            metric=args.metric,
+            bootstrap=args.bootstrap,
+            **common,
+        )
         print(format_result(r))
     elif args.evaluation == "count-distance":
         from ..evaluate.count_distance import count_distance
 
-        r = count_distance(args.embeddings, args.outdir, sample=args.sample, metric=args.metric, ranges=args.ranges,
-                           pairs=args.pairs, **common)
-        print(f"nearest-neighbour {r['metric']} distance over a sample of {r['sample']}: "
-              f"median {r['nn_distance']['median']:.4g}, mean {r['nn_distance']['mean']:.4g}")
+        r = count_distance(
+            args.embeddings,
+            args.outdir,
+            sample=args.sample,
+            metric=args.metric,
+            ranges=args.ranges,
+            pairs=args.pairs,
+            **common,
+        )
+        print(
+            f"nearest-neighbour {r['metric']} distance over a sample of {r['sample']}: "
+            f"median {r['nn_distance']['median']:.4g}, mean {r['nn_distance']['mean']:.4g}"
+        )
         for fit in r["fits"]:
             lo, hi = fit["range"]
-            print(f"  cumulative count fit {lo:g}-{hi:g}: slope {fit['slope']:.4g}, intercept {fit['intercept']:.4g}, "
-                  f"R² {fit['r2']:.3f}")
+            print(
+                f"  cumulative count fit {lo:g}-{hi:g}: slope {fit['slope']:.4g}, intercept {fit['intercept']:.4g}, "
+                f"R² {fit['r2']:.3f}"
+            )
         for name in ("euclidean", "cosine"):
             p = r["pairwise"][name]
-            print(f"  random pairs, {name}: mean {p['mean']:.4g}, sd {p['std']:.4g}, bimodality {p['bimodality']:.3f}")
+            print(
+                f"  random pairs, {name}: mean {p['mean']:.4g}, sd {p['std']:.4g}, bimodality {p['bimodality']:.3f}"
+            )
     elif args.evaluation == "baselines":
         from ..evaluate.baselines import DEFAULT_WIDTHS, baselines, format_table
 
-        r = baselines(args.embeddings, args.store, args.outdir, widths=args.widths or DEFAULT_WIDTHS, pool=args.pool,
-                      queries=args.queries, k=args.k, metric=args.metric, bootstrap=args.bootstrap,
-                      fit_sample=args.fit_sample, **common)
+        r = baselines(
+            args.embeddings,
+            args.store,
+            args.outdir,
+            widths=args.widths or DEFAULT_WIDTHS,
+            pool=args.pool,
+            queries=args.queries,
+            k=args.k,
+            metric=args.metric,
+            bootstrap=args.bootstrap,
+            fit_sample=args.fit_sample,
+            **common,
+        )
         print(format_table(r))
     elif args.evaluation == "retrieval":
         from ..evaluate.retrieval import format_table, retrieval
 
-        r = retrieval(args.embeddings, args.labels, args.outdir, store=args.store, label_column=args.label_column,
-                      ks=args.ks, pool=args.pool, queries=args.queries, metric=args.metric,
-                      fit_sample=args.fit_sample, **common)
+        r = retrieval(
+            args.embeddings,
+            args.labels,
+            args.outdir,
+            store=args.store,
+            label_column=args.label_column,
+            ks=args.ks,
+            pool=args.pool,
+            queries=args.queries,
+            metric=args.metric,
+            fit_sample=args.fit_sample,
+            **common,
+        )
         print(format_table(r))
     else:
         from ..evaluate.map import map_embeddings
 
-        r = map_embeddings(args.embeddings, args.outdir, store=args.store, labels=args.labels,
-                           label_column=args.label_column, sample=args.sample, perplexity=args.perplexity,
-                           metric=args.metric, n_iter=args.n_iter, min_cluster_size=args.min_cluster_size,
-                           min_samples=args.min_samples, split=args.split, seed=args.seed, threads=args.threads or 1)
-        print(f"map of {r['n']} contigs: {r['clusters']} clusters, {r['noise_fraction']:.1%} noise "
-              f"(min_cluster_size {r['min_cluster_size']}, min_samples {r['min_samples']})")
+        r = map_embeddings(
+            args.embeddings,
+            args.outdir,
+            store=args.store,
+            labels=args.labels,
+            label_column=args.label_column,
+            sample=args.sample,
+            perplexity=args.perplexity,
+            metric=args.metric,
+            n_iter=args.n_iter,
+            min_cluster_size=args.min_cluster_size,
+            min_samples=args.min_samples,
+            split=args.split,
+            seed=args.seed,
+            threads=args.threads or 1,
+        )
+        print(
+            f"map of {r['n']} contigs: {r['clusters']} clusters, {r['noise_fraction']:.1%} noise "
+            f"(min_cluster_size {r['min_cluster_size']}, min_samples {r['min_samples']})"
+        )
     return 0

@@ -10,8 +10,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("embeddings", metavar="EMB.zarr")
     parser.add_argument("-o", "--output", required=True, metavar="INDEX.faiss")
     parser.add_argument("--metric", choices=METRICS, default=d.metric, help="cosine (default) or l2")
-    parser.add_argument("--kind", choices=KINDS, default=d.kind, help="auto: flat up to --exact-max, HNSW above")
-    parser.add_argument("--exact-max", type=int, default=d.exact_max, help=f"largest exact index for auto ({d.exact_max})")
+    parser.add_argument(
+        "--kind", choices=KINDS, default=d.kind, help="auto: flat up to --exact-max, HNSW above"
+    )
+    parser.add_argument(
+        "--exact-max", type=int, default=d.exact_max, help=f"largest exact index for auto ({d.exact_max})"
+    )
     parser.add_argument("--hnsw-m", type=int, default=d.hnsw_m)
     parser.add_argument("--ef-construction", type=int, default=d.ef_construction)
     parser.add_argument("--ef-search", type=int, default=d.ef_search)
@@ -25,9 +29,15 @@ def run(args) -> int:
     from ..index import build_index
 
     params = IndexParams(
-        metric=args.metric, kind=args.kind, exact_max=args.exact_max, hnsw_m=args.hnsw_m,
-        ef_construction=args.ef_construction, ef_search=args.ef_search, ivf_nlist=args.ivf_nlist,
-        ivf_nprobe=args.ivf_nprobe, seed=args.seed,
+        metric=args.metric,
+        kind=args.kind,
+        exact_max=args.exact_max,
+        hnsw_m=args.hnsw_m,
+        ef_construction=args.ef_construction,
+        ef_search=args.ef_search,
+        ivf_nlist=args.ivf_nlist,
+        ivf_nprobe=args.ivf_nprobe,
+        seed=args.seed,
     )
     meta = build_index(args.embeddings, args.output, params, threads=args.threads)
     print(f"{args.output}: {meta['kind']} {meta['metric']} index of {meta['n']} x {meta['latent_dim']}")

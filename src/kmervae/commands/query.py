@@ -6,7 +6,9 @@ from __future__ import annotations
 def add_arguments(parser) -> None:
     parser.add_argument("--index", required=True, metavar="INDEX.faiss")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--ids", nargs="+", metavar="ID", help="contigs already in the index (each left out of its own list)")
+    source.add_argument(
+        "--ids", nargs="+", metavar="ID", help="contigs already in the index (each left out of its own list)"
+    )
     source.add_argument("--fasta", nargs="+", metavar="Q.fa", help="new contigs: embedded with --model first")
     source.add_argument("--embeddings", metavar="Q.zarr", help="an embeddings store of the same model")
     parser.add_argument("--model", metavar="MODEL_DIR", help="model for --fasta (the index's model)")
@@ -20,8 +22,15 @@ def run(args) -> int:
     from ..index import query_index
 
     rows = query_index(
-        args.index, args.output, k=args.k, ids=args.ids, fasta=args.fasta, model_dir=args.model,
-        embeddings=args.embeddings, weights=args.weights, threads=args.threads,
+        args.index,
+        args.output,
+        k=args.k,
+        ids=args.ids,
+        fasta=args.fasta,
+        model_dir=args.model,
+        embeddings=args.embeddings,
+        weights=args.weights,
+        threads=args.threads,
     )
     print(f"{args.output}: {rows} neighbour rows")
     return 0

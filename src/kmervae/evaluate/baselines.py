@@ -29,7 +29,9 @@ BLOCK = 8192
 log = logging.getLogger(__name__)
 
 
-def pca_fit_rows(store: KmerStore, pool_store_rows: np.ndarray, fit_sample: int, seed: int) -> tuple[str, np.ndarray]:
+def pca_fit_rows(
+    store: KmerStore, pool_store_rows: np.ndarray, fit_sample: int, seed: int
+) -> tuple[str, np.ndarray]:
     """Store rows to fit PCA on: the first ``fit_sample`` train rows, else a seeded pool sample."""
     if store.has("split"):
         train = store.split_index("train")
@@ -96,21 +98,55 @@ def baselines(
         explained = np.cumsum(pca.explained_variance_ratio_) if pca is not None else None
         for w in feasible:
             result = local_distance_protocol(lambda p, w=w: coords[p, :w], *args)
-            rows.append({"method": "pca_clr", "width": w, "explained_variance": float(explained[w - 1]), **public(result)})
-    header = ["method", "width", "spearman", "spearman_ci_lo", "spearman_ci_hi", "pearson", "pearson_ci_lo",
-              "pearson_ci_hi", "mse_top1", "mse_random", "pool", "queries", "k", "metric", "explained_variance"]
+            rows.append(
+                {
+                    "method": "pca_clr",
+                    "width": w,
+                    "explained_variance": float(explained[w - 1]),
+                    **public(result),
+                }
+            )
+    header = [
+        "method",
+        "width",
+        "spearman",
+        "spearman_ci_lo",
+        "spearman_ci_hi",
+        "pearson",
+        "pearson_ci_lo",
+        "pearson_ci_hi",
+        "mse_top1",
+        "mse_random",
+        "pool",
+        "queries",
+        "k",
+        "metric",
+        "explained_variance",
+    ]
     table = [
-        [r["method"], r["width"], r["spearman"], *r["spearman_ci95"], r["pearson"], *r["pearson_ci95"],
-         r["mse_top"]["1"], r["mse_random"], r["pool"], r["queries"], r["k"], r["metric"],
-         r.get("explained_variance", "")]
+        [
+            r["method"],
+            r["width"],
+            r["spearman"],
+            *r["spearman_ci95"],
+            r["pearson"],
+            *r["pearson_ci95"],
+            r["mse_top"]["1"],
+            r["mse_random"],
+            r["pool"],
+            r["queries"],
+            r["k"],
+            r["metric"],
+            r.get("explained_variance", ""),
+        ]
         for r in rows
     ]
     write_tsv(outdir / "baselines.tsv", header, table)
     numbers = {
         "rows": rows,
-        "pool": int(len(pool_rows)),
+        "pool": len(pool_rows),
         "split": used,
-        "pca_fit": {"source": fit_source, "rows": int(len(fit_rows))},
+        "pca_fit": {"source": fit_source, "rows": len(fit_rows)},
         "skipped_widths": skipped,
         "kmer_groups": list(ks),
         "embeddings": str(embeddings),
@@ -126,7 +162,9 @@ def format_table(numbers: dict) -> str:
     lines = [f"{'method':<10}{'width':>6}{'spearman':>10}{'95% CI':>18}{'pool':>8}"]
     for r in numbers["rows"]:
         lo, hi = r["spearman_ci95"]
-        lines.append(f"{r['method']:<10}{r['width']:>6}{r['spearman']:>10.3f}{f'{lo:.3f}-{hi:.3f}':>18}{r['pool']:>8}")
+        lines.append(
+            f"{r['method']:<10}{r['width']:>6}{r['spearman']:>10.3f}{f'{lo:.3f}-{hi:.3f}':>18}{r['pool']:>8}"
+        )
     return "\n".join(lines)
 
 
@@ -136,7 +174,9 @@ def _plot(rows, outdir: Path) -> None:
     fig, ax = figure(figsize=(5, 3.5))
     names = [f"{r['method']}\n{r['width']}" for r in rows]
     values = [r["spearman"] for r in rows]
-    err = np.array([[r["spearman"] - r["spearman_ci95"][0], r["spearman_ci95"][1] - r["spearman"]] for r in rows]).T
+    err = np.array(
+        [[r["spearman"] - r["spearman_ci95"][0], r["spearman_ci95"][1] - r["spearman"]] for r in rows]
+    ).T
     ax.bar(names, values, yerr=np.nan_to_num(err), capsize=3)
     ax.set_ylabel("Spearman (latent distance vs k-mer MSE)")
     ax.set_title(f"P={rows[0]['pool']}, {rows[0]['queries']} queries x K={rows[0]['k']}", fontsize=9)

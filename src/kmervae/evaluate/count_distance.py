@@ -78,7 +78,9 @@ def count_distance(
     used, rows = eligible_rows(emb, split)
     rows = sample_rows(rows, sample, seed)
     if len(rows) < 2:
-        raise KmervaeError(f"{embeddings}: {len(rows)} contigs in split {used!r}; nearest neighbours need at least 2")
+        raise KmervaeError(
+            f"{embeddings}: {len(rows)} contigs in split {used!r}; nearest neighbours need at least 2"
+        )
     with limit_threads(threads):
         z = emb.take(rows)
         _, nn = exact_knn(z, blocks_of(lambda p: z[p], len(z)), 1, metric, exclude=np.arange(len(z)))
@@ -92,7 +94,7 @@ def count_distance(
     cumulative = np.cumsum(hist)
     fits = cumulative_fits(nn, ranges)
     numbers = {
-        "sample": int(len(z)),
+        "sample": len(z),
         "split": used,
         "metric": metric,
         "seed": int(seed),
@@ -105,8 +107,16 @@ def count_distance(
         "fits": fits,
         "pairwise": {
             "pairs": int(pairs),
-            "euclidean": {"mean": float(euclid.mean()), "std": float(euclid.std()), "bimodality": bimodality_coefficient(euclid)},
-            "cosine": {"mean": float(cosine.mean()), "std": float(cosine.std()), "bimodality": bimodality_coefficient(cosine)},
+            "euclidean": {
+                "mean": float(euclid.mean()),
+                "std": float(euclid.std()),
+                "bimodality": bimodality_coefficient(euclid),
+            },
+            "cosine": {
+                "mean": float(cosine.mean()),
+                "std": float(cosine.std()),
+                "bimodality": bimodality_coefficient(cosine),
+            },
         },
         "embeddings": str(embeddings),
         "model_config_hash": emb.model_config_hash,

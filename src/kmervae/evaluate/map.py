@@ -22,8 +22,15 @@ from .retrieval import read_labels
 
 EXACT_NEIGHBOURS_MAX = 10_000
 AUTHOR_POINTS, AUTHOR_MIN_CLUSTER, AUTHOR_MIN_SAMPLES = 4_800_000, 1000, 100
-DEFAULTS = {"sample": 100_000, "perplexity": 30.0, "metric": "cosine", "n_iter": 500, "early_exaggeration_iter": 250,
-            "seed": 42, "label_column": "genome"}
+DEFAULTS = {
+    "sample": 100_000,
+    "perplexity": 30.0,
+    "metric": "cosine",
+    "n_iter": 500,
+    "early_exaggeration_iter": 250,
+    "seed": 42,
+    "label_column": "genome",
+}
 
 
 def scaled_hdbscan_params(n: int, min_cluster_size: int | None, min_samples: int | None) -> tuple[int, int]:
@@ -33,7 +40,15 @@ def scaled_hdbscan_params(n: int, min_cluster_size: int | None, min_samples: int
     return mcs, ms
 
 
-def tsne(z: np.ndarray, perplexity: float, metric: str, n_iter: int, early_exaggeration_iter: int, seed: int, threads: int):
+def tsne(
+    z: np.ndarray,
+    perplexity: float,
+    metric: str,
+    n_iter: int,
+    early_exaggeration_iter: int,
+    seed: int,
+    threads: int,
+):
     from openTSNE import TSNE
 
     if len(z) < 4:
@@ -43,8 +58,14 @@ def tsne(z: np.ndarray, perplexity: float, metric: str, n_iter: int, early_exagg
     # exact neighbours (small maps) and seeded Annoy (large maps) are
     neighbors = "exact" if len(z) <= EXACT_NEIGHBOURS_MAX else "annoy"
     model = TSNE(
-        perplexity=perplexity, metric=metric, n_iter=n_iter, early_exaggeration_iter=early_exaggeration_iter,
-        n_jobs=max(int(threads or 1), 1), random_state=seed, neighbors=neighbors, verbose=False,
+        perplexity=perplexity,
+        metric=metric,
+        n_iter=n_iter,
+        early_exaggeration_iter=early_exaggeration_iter,
+        n_jobs=max(int(threads or 1), 1),
+        random_state=seed,
+        neighbors=neighbors,
+        verbose=False,
     )
     return np.asarray(model.fit(z.astype(np.float64)), dtype=np.float64), perplexity
 
@@ -81,23 +102,34 @@ def map_embeddings(
     gc = np.full(len(z), np.nan)
     if store is not None:
         kstore = KmerStore(store)
-        gc = gc_fraction(kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,)), Layout((1,))).astype(np.float64)
+        gc = gc_fraction(kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,)), Layout((1,))).astype(
+            np.float64
+        )
     label_values = None
     if labels is not None:
         label_of = read_labels(labels, label_column)
         label_values = np.array([label_of.get(i, "") for i in ids])
     header = ["id", "x", "y", "cluster", "gc"] + (["label"] if label_values is not None else [])
     rows_out = (
-        [ids[i], xy[i, 0], xy[i, 1], int(clusters[i]), gc[i]] + ([label_values[i]] if label_values is not None else [])
+        [ids[i], xy[i, 0], xy[i, 1], int(clusters[i]), gc[i]]
+        + ([label_values[i]] if label_values is not None else [])
         for i in range(len(z))
     )
     write_tsv(outdir / "map.tsv", header, rows_out)
     n_clusters = int(clusters.max() + 1) if len(clusters) else 0
     numbers = {
-        "n": int(len(z)), "split": used, "perplexity": used_perplexity, "metric": metric, "n_iter": int(n_iter),
-        "min_cluster_size": mcs, "min_samples": ms, "clusters": n_clusters,
-        "noise_fraction": float(np.mean(clusters < 0)), "seed": int(seed),
-        "embeddings": str(embeddings), "model_config_hash": emb.model_config_hash,
+        "n": len(z),
+        "split": used,
+        "perplexity": used_perplexity,
+        "metric": metric,
+        "n_iter": int(n_iter),
+        "min_cluster_size": mcs,
+        "min_samples": ms,
+        "clusters": n_clusters,
+        "noise_fraction": float(np.mean(clusters < 0)),
+        "seed": int(seed),
+        "embeddings": str(embeddings),
+        "model_config_hash": emb.model_config_hash,
     }
     _plot(xy, clusters, gc, label_values, label_column, outdir)
     write_json(outdir / "map.json", numbers)
@@ -115,7 +147,9 @@ def _scatter(xy, colours, title, outpath, cmap=None, categorical=False):
         codes = np.array([lookup[c] for c in colours])
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=codes, s=size, cmap=cmap or "tab20", linewidths=0)
         if len(values) <= 20:
-            handles = [ax.scatter([], [], color=sc.cmap(sc.norm(lookup[v])), s=15, label=str(v)) for v in values]
+            handles = [
+                ax.scatter([], [], color=sc.cmap(sc.norm(lookup[v])), s=15, label=str(v)) for v in values
+            ]
             ax.legend(handles=handles, fontsize=6, markerscale=1, loc="best")
     else:
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, cmap=cmap or "viridis", linewidths=0)
@@ -130,6 +164,8 @@ def _plot(xy, clusters, gc, label_values, label_column, outdir: Path) -> None:
     if not np.all(np.isnan(gc)):
         _scatter(xy, gc, "t-SNE coloured by GC content", outdir / "map_gc")
     names = np.where(clusters < 0, "noise", clusters.astype(str))
-    _scatter(xy, names, f"HDBSCAN: {int(clusters.max() + 1)} clusters", outdir / "map_cluster", categorical=True)
+    _scatter(
+        xy, names, f"HDBSCAN: {int(clusters.max() + 1)} clusters", outdir / "map_cluster", categorical=True
+    )
     if label_values is not None:
         _scatter(xy, label_values, f"coloured by {label_column}", outdir / "map_label", categorical=True)

@@ -42,9 +42,13 @@ def eligible_rows(emb: Embeddings, split: str = "auto") -> tuple[str, np.ndarray
         if split not in ("all", "auto"):
             if emb.attrs.get("split") == split:  # embeddings of one split of a dataset
                 return split, np.arange(emb.n)
-            raise KmervaeError(f"{emb.path}: the embeddings have no split column, so --split {split} cannot apply")
+            raise KmervaeError(
+                f"{emb.path}: the embeddings have no split column, so --split {split} cannot apply"
+            )
         return "all", np.arange(emb.n)
-    codes = np.concatenate([emb.array("split", a, b) for a, b in emb.chunks(1 << 20)]) if emb.n else np.empty(0)
+    codes = (
+        np.concatenate([emb.array("split", a, b) for a, b in emb.chunks(1 << 20)]) if emb.n else np.empty(0)
+    )
     if split == "auto":
         for name in ("test", "validation"):
             rows = np.nonzero(codes == SPLITS.index(name))[0]
@@ -66,7 +70,9 @@ def check_pool(pool_size: int, k: int, path) -> None:
     if pool_size == 0:
         raise KmervaeError(f"{path}: the pool of contigs is empty (check --split and the input)")
     if pool_size < k + 1:
-        raise KmervaeError(f"{path}: a pool of {pool_size} contigs is smaller than K+1 = {k + 1} (lower --k or use more contigs)")
+        raise KmervaeError(
+            f"{path}: a pool of {pool_size} contigs is smaller than K+1 = {k + 1} (lower --k or use more contigs)"
+        )
 
 
 def locate_in_store(store: KmerStore, ids: np.ndarray, source) -> np.ndarray:
@@ -231,8 +237,7 @@ def write_tsv(path: str | os.PathLike, header: list[str], rows) -> Path:
 
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         fh.write("\t".join(header) + "\n")
-        for row in rows:
-            fh.write("\t".join(fmt(v) for v in row) + "\n")
+        fh.writelines("\t".join(fmt(v) for v in row) + "\n" for row in rows)
     return Path(path)
 
 

@@ -98,7 +98,9 @@ def retrieval(
         kstore = KmerStore(store)
         store_rows = locate_in_store(kstore, pool_ids, embeddings)
         groups = kmer_groups(emb, kstore)
-        methods.append(("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups)))
+        methods.append(
+            ("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups))
+        )
         with limit_threads(threads):
             _, fit_rows = pca_fit_rows(kstore, store_rows, fit_sample, seed)
             pca, _, _ = fit_pca(kstore, fit_rows, groups, [emb.latent_dim])
@@ -106,11 +108,15 @@ def retrieval(
             coords = project(pca, kstore, store_rows, groups)
             methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
         if 4 in kstore.layout.ks:
-            methods.append(("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,))))
+            methods.append(
+                ("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,)))
+            )
     table = []
     with limit_threads(threads):
         for name, width, vectors_at in methods:
-            nb, _ = exact_knn(vectors_at(query), blocks_of(vectors_at, len(pool_rows)), max(ks), metric, exclude=query)
+            nb, _ = exact_knn(
+                vectors_at(query), blocks_of(vectors_at, len(pool_rows)), max(ks), metric, exclude=query
+            )
             for k, value in precision_at(pool_labels[nb], pool_labels[query], ks).items():
                 table.append({"method": name, "width": int(width), "k": k, "precision": value})
     # a random neighbour's chance of sharing the query's label
@@ -118,16 +124,33 @@ def retrieval(
     same = counts[np.searchsorted(values, pool_labels[query])] - 1
     chance = float(np.mean(same / (len(pool_rows) - 1)))
     table += [{"method": "chance", "width": 0, "k": k, "precision": chance} for k in ks]
-    common = {"pool": int(len(pool_rows)), "queries": int(len(query)), "metric": metric, "label_column": label_column}
+    common = {"pool": len(pool_rows), "queries": len(query), "metric": metric, "label_column": label_column}
     write_tsv(
         outdir / "retrieval.tsv",
         ["method", "width", "k", "precision", "queries", "pool", "metric", "label_column"],
-        ([r["method"], r["width"], r["k"], r["precision"], common["queries"], common["pool"], metric, label_column]
-         for r in table),
+        (
+            [
+                r["method"],
+                r["width"],
+                r["k"],
+                r["precision"],
+                common["queries"],
+                common["pool"],
+                metric,
+                label_column,
+            ]
+            for r in table
+        ),
     )
     numbers = {
-        "rows": table, **common, "labels": len(values), "split": used, "seed": int(seed),
-        "embeddings": str(embeddings), "store": str(store) if store else None, "model_config_hash": emb.model_config_hash,
+        "rows": table,
+        **common,
+        "labels": len(values),
+        "split": used,
+        "seed": int(seed),
+        "embeddings": str(embeddings),
+        "store": str(store) if store else None,
+        "model_config_hash": emb.model_config_hash,
     }
     _plot(table, ks, outdir, common)
     write_json(outdir / "retrieval.json", numbers)

@@ -64,7 +64,7 @@ def bootstrap_correlations(x: np.ndarray, y: np.ndarray, resamples: int, seed: i
         rho.append(_weighted_pearson(_weighted_ranks(w, *x_sort), _weighted_ranks(w, *y_sort), w))
         r.append(_weighted_pearson(np.broadcast_to(xs, w.shape), np.broadcast_to(ys, w.shape), w))
     rho, r = np.concatenate(rho), np.concatenate(r)
-    ci = lambda v: tuple(float(t) for t in np.nanpercentile(v, [2.5, 97.5]))  # noqa: E731
+    ci = lambda v: tuple(float(t) for t in np.nanpercentile(v, [2.5, 97.5]))
     return ci(rho), ci(r)
 
 
@@ -128,7 +128,7 @@ def local_distance_protocol(
     needed = np.unique(np.concatenate([query_pool, neighbours.ravel(), rand_a, rand_b]))
     clr = clr_rows(store, store_positions[needed], ks)
     row = {p: i for i, p in enumerate(needed)}
-    at = lambda positions: clr[[row[p] for p in np.asarray(positions).ravel()]]  # noqa: E731
+    at = lambda positions: clr[[row[p] for p in np.asarray(positions).ravel()]]
     mse = kmer_mse(np.repeat(at(query_pool), k, axis=0), at(neighbours)).reshape(q, k)
     mse_random = kmer_mse(at(rand_a), at(rand_b))
     x, y = distances.ravel(), mse.ravel()
@@ -192,8 +192,15 @@ def spearman(
         used, pool_rows, store_rows = pool_for(emb, kstore, split, pool, seed)
         check_pool(len(pool_rows), k, embeddings)
         result = local_distance_protocol(
-            lambda p: emb.take(pool_rows[p]), kstore, store_rows, kmer_groups(emb, kstore),
-            queries, k, metric, bootstrap, seed,
+            lambda p: emb.take(pool_rows[p]),
+            kstore,
+            store_rows,
+            kmer_groups(emb, kstore),
+            queries,
+            k,
+            metric,
+            bootstrap,
+            seed,
         )
     numbers = {
         **public(result),
@@ -203,13 +210,23 @@ def spearman(
         "model_config_hash": emb.model_config_hash,
     }
     query_ids = emb.take_ids(pool_rows[result["_query_pool"]])
-    neighbour_ids = emb.take_ids(pool_rows[result["_neighbours"].ravel()]).reshape(result["_neighbours"].shape)
+    neighbour_ids = emb.take_ids(pool_rows[result["_neighbours"].ravel()]).reshape(
+        result["_neighbours"].shape
+    )
     rows = (
-        (query_ids[i], rank + 1, neighbour_ids[i, rank], result["_distances"][i, rank], result["_mse"][i, rank])
+        (
+            query_ids[i],
+            rank + 1,
+            neighbour_ids[i, rank],
+            result["_distances"][i, rank],
+            result["_mse"][i, rank],
+        )
         for i in range(len(query_ids))
         for rank in range(result["k"])
     )
-    write_tsv(outdir / "spearman_pairs.tsv", ["query", "rank", "neighbour", "latent_distance", "kmer_mse"], rows)
+    write_tsv(
+        outdir / "spearman_pairs.tsv", ["query", "rank", "neighbour", "latent_distance", "kmer_mse"], rows
+    )
     plot_spearman(result, outdir, label="VAE z_mean")
     write_json(outdir / "spearman.json", numbers)
     return numbers
