@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,43 +22,13 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import KmervaeError
+from .workflow_config import parse_run, parse_testset
 
-RUN_PATTERN = re.compile(r"^(?P<dataset>.+)\.min(?P<threshold>\d+)\.(?P<model>[^.]+)$")
-TESTSET_PATTERN = re.compile(r"^(?P<dataset>.+)\.min(?P<threshold>\d+)$")
 MSE_COLUMN = re.compile(r"^(?P<prefix>val_)?mse_(?P<k>\d+)mer$")
 MATRIX_COLUMNS = (
     "run", "dataset", "threshold", "model", "testset", "test_dataset", "test_threshold",
     "spearman", "spearman_ci_lo", "spearman_ci_hi", "pearson", "queries", "k", "metric",
 )
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    dataset: str
-    threshold: int
-    model: str
-
-
-@dataclass(frozen=True)
-class TestSet:
-    name: str
-    dataset: str
-    threshold: int
-
-
-def parse_run(name: str) -> Run:
-    m = RUN_PATTERN.match(name)
-    if not m:
-        raise KmervaeError(f"run name {name!r} is not DATASET.minTHRESHOLD.MODEL")
-    return Run(name, m["dataset"], int(m["threshold"]), m["model"])
-
-
-def parse_testset(name: str) -> TestSet:
-    m = TESTSET_PATTERN.match(name)
-    if not m:
-        raise KmervaeError(f"test set name {name!r} is not DATASET.minTHRESHOLD")
-    return TestSet(name, m["dataset"], int(m["threshold"]))
 
 
 def _read_json(path: Path) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,12 +169,52 @@ class Plan:
         return [testset_name(*t) for t in self.testsets]
 
 
+RUN_PATTERN = re.compile(r"^(?P<dataset>.+)\.min(?P<threshold>\d+)\.(?P<model>[^.]+)$")
+TESTSET_PATTERN = re.compile(r"^(?P<dataset>.+)\.min(?P<threshold>\d+)$")
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    dataset: str
+    threshold: int
+    model: str
+
+    @property
+    def testset(self) -> str:
+        """The run's own test set: its dataset at its threshold."""
+        return testset_name(self.dataset, self.threshold)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    name: str
+    dataset: str
+    threshold: int
+
+
 def run_name(dataset: str, threshold: int, model: str) -> str:
     return f"{dataset}.min{threshold}.{model}"
 
 
 def testset_name(dataset: str, threshold: int) -> str:
     return f"{dataset}.min{threshold}"
+
+
+def parse_run(name: str) -> Run:
+    """``'ALL.min1000.default'`` -> Run(dataset 'ALL', threshold 1000, model 'default')."""
+    m = RUN_PATTERN.match(name)
+    if not m:
+        raise KmervaeError(f"run name {name!r} is not DATASET.minTHRESHOLD.MODEL")
+    return Run(name, m["dataset"], int(m["threshold"]), m["model"])
+
+
+def parse_testset(name: str) -> TestSet:
+    """``'ALL.min1000'`` -> TestSet(dataset 'ALL', threshold 1000)."""
+    m = TESTSET_PATTERN.match(name)
+    if not m:
+        raise KmervaeError(f"test set name {name!r} is not DATASET.minTHRESHOLD")
+    return TestSet(name, m["dataset"], int(m["threshold"]))
 
 
 def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike = "config/models") -> Plan:

@@ -8,15 +8,15 @@ from types import SimpleNamespace
 
 from kmervae.errors import KmervaeError
 from kmervae.workflow_config import (
+    parse_run,
+    parse_testset,
     plan,
     read_samples,
-    run_name,
     testset_name,
     validate_config,
 )
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 try:
     validate_config(config, SCHEMAS / "config.schema.yaml", source="config")
@@ -50,18 +50,6 @@ wildcard_constraints:
     testset=alternation(set(TESTSETS) | {testset_name(d, t) for d, t, _ in PLAN.runs}),
 
 
-def split_testset(testset):
-    """'ALL.min1000' -> ('ALL', 1000)."""
-    dataset, _, threshold = testset.rpartition(".min")
-    return dataset, int(threshold)
-
-
-def split_run(run):
-    """'ALL.min1000.default' -> ('ALL', 1000, 'default')."""
-    testset, _, model = run.rpartition(".")
-    return (*split_testset(testset), model)
-
-
 def sample_fasta(wildcards):
     """FASTA to count for a sample: the chopped fragments when the sample is chopped genomes."""
     sample = SAMPLES[wildcards.sample]
@@ -79,23 +67,17 @@ def sample_labels(name):
 
 def dataset_labels(wildcards):
     """Labels tables of a test set's samples; empty when any sample has none."""
-    dataset, _ = split_testset(wildcards.testset)
+    dataset = parse_testset(wildcards.testset).dataset
     labels = [sample_labels(s) for s in DATASETS[dataset]["samples"]]
     return labels if all(labels) else []
-
-
-def own_testset(run):
-    """The test set a run was trained on: its dataset at its threshold."""
-    dataset, threshold, _ = split_run(run)
-    return testset_name(dataset, threshold)
 
 
 def own_reports(report_name):
     """Report directories of one kind on each run's own test set."""
     return [
-        f"results/reports/{run}/{own_testset(run)}/{report_name.replace('-', '_')}"
+        f"results/reports/{run}/{parse_run(run).testset}/{report_name.replace('-', '_')}"
         for run in RUNS
-        if report_name != "retrieval" or has_labels(own_testset(run))
+        if report_name != "retrieval" or has_labels(parse_run(run).testset)
     ]
 
 
@@ -132,7 +114,7 @@ def all_targets():
             "results/figures/grand_comparison.tsv",
         ]
         + COMPARE_FIGURES
-        + [f"results/index/{run}/{own_testset(run)}.faiss" for run in RUNS]
+        + [f"results/index/{run}/{parse_run(run).testset}.faiss" for run in RUNS]
         + evaluation_targets()
     )
 

@@ -3,8 +3,8 @@
 
 rule train:
     input:
-        data=lambda wc: "results/datasets/{}.min{}.zarr".format(*split_run(wc.run)[:2]),
-        model_config=lambda wc: str(MODELS_DIR / f"{split_run(wc.run)[2]}.yaml"),
+        data=lambda wc: f"results/datasets/{parse_run(wc.run).testset}.zarr",
+        model_config=lambda wc: str(MODELS_DIR / f"{parse_run(wc.run).model}.yaml"),
     output:
         model=report(
             directory("results/models/{run}"),
