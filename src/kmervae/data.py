@@ -94,12 +94,16 @@ class DatasetBatches:
     # -- reading -------------------------------------------------------------------
 
     def _read_chunk(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """(split codes, float32 rows of the model's groups) of rows [start, stop)."""
+        """(split codes, stored rows of the model's groups) of rows [start, stop).
+
+        Rows keep the stored dtype; callers cast while copying the rows they keep
+        (one pass instead of two).
+        """
         split = self.store.array("split")[start:stop]
         rows = self.store.rows(start, stop)
         if self.columns is not None:
             rows = rows[:, self.columns]
-        return split, np.ascontiguousarray(rows, dtype=np.float32)
+        return split, rows
 
     def _chunks_in(self, order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Read chunks in ``order`` with one chunk read ahead in a background thread."""
@@ -172,9 +176,10 @@ class DatasetBatches:
         buffer = np.empty((self.buffer_rows + self.store.chunk_rows, self.width), dtype=np.float32)
         held = 0
         for split, rows in self._chunks_in(order):
-            keep = rows[split == self.train_code]
-            buffer[held : held + len(keep)] = keep
-            held += len(keep)
+            mask = split == self.train_code
+            n = int(mask.sum())
+            buffer[held : held + n] = rows if n == len(rows) else rows[mask]
+            held += n
             if held >= self.buffer_rows:
                 held = yield from self._drain(buffer, held, rng, final=False)
         yield from self._drain(buffer, held, rng, final=True)
@@ -199,7 +204,7 @@ class DatasetBatches:
         pending: list[np.ndarray] = []
         held = 0
         for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
-            keep = rows[split == self.val_code]
+            keep = rows[split == self.val_code].astype(np.float32)
             pending.append(keep)
             held += len(keep)
             while held >= size:
