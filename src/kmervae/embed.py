@@ -29,7 +29,7 @@ from .atomic import _remove, publish, temporary_sibling
 from .errors import KmervaeError
 from .kmers import Layout
 from .progress import progress
-from .store import DEFAULT_CHUNK_ROWS, OPTIONAL_ARRAYS, KmerStore, source_entry
+from .store import DEFAULT_CHUNK_ROWS, OPTIONAL_ARRAYS, KmerStore, plain_str, source_entry
 
 FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
@@ -89,7 +89,7 @@ class EmbeddingsWriter:
         self._committed = False
 
     def append(self, ids, lengths, z_mean, **extra) -> None:
-        ids = np.asarray(ids, dtype=str)
+        ids = plain_str(ids)
         if len(ids) == 0:
             return
         z_mean = np.asarray(z_mean, dtype=np.float32)
@@ -99,13 +99,9 @@ class EmbeddingsWriter:
         self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
         self.arrays["z_mean"].append(z_mean)
         for name in self.extra:
-            dtype = OPTIONAL_ARRAYS[name]
-            values = (
-                np.asarray(extra[name], dtype=object).astype(str)
-                if dtype is str
-                else np.asarray(extra[name], dtype)
-            )
-            self.arrays[name].append(values)
+            kind = OPTIONAL_ARRAYS[name]
+            values = extra[name]
+            self.arrays[name].append(plain_str(values) if kind is str else np.asarray(values, dtype=kind))
         self.n += len(ids)
 
     def commit(self) -> Path:
@@ -165,15 +161,17 @@ class Embeddings:
         return name in self.group
 
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return np.asarray(self.group["id"][start:stop], dtype=object).astype(str)
+        return plain_str(self.group["id"][start:stop])
 
     def lengths(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.group["length"][start:stop]
 
     def array(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows of a 1-D array (``length``, ``sample``, ``split``); strings as ``str``."""
         if name not in self.group:
             raise KmervaeError(f"{self.path}: the embeddings have no {name!r} array")
-        return self.group[name][start:stop]
+        values = self.group[name][start:stop]
+        return plain_str(values) if values.dtype.kind in "OTU" else values
 
     def z_mean(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return np.asarray(self.z_array[start:stop], dtype=np.float32)
@@ -183,7 +181,7 @@ class Embeddings:
         return _take_rows(self.z_array, np.asarray(index, dtype=np.int64), self.chunk_rows)
 
     def take_ids(self, index: np.ndarray) -> np.ndarray:
-        return _take_rows(self.group["id"], np.asarray(index, dtype=np.int64), self.chunk_rows).astype(str)
+        return plain_str(_take_rows(self.group["id"], np.asarray(index, dtype=np.int64), self.chunk_rows))
 
     def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, int]]:
         step = int(chunk_rows or self.chunk_rows)
@@ -284,7 +282,7 @@ def embed_store(
                 matrix = store.rows(start, stop)
                 lengths = store.lengths(start, stop)
                 ids = store.ids(start, stop)
-                extras = {name: store.array(name)[start:stop] for name in extra}
+                extras = {name: store.read(name, start, stop) for name in extra}
                 if rows is not None:
                     matrix, lengths, ids = matrix[rows], lengths[rows], ids[rows]
                     extras = {name: values[rows] for name, values in extras.items()}
