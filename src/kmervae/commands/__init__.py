@@ -1,0 +1,1 @@
+"""CLI glue: one module per subcommand, each with add_arguments(parser) and run(args)."""
