@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, BytesCodec
 
 from . import __version__
 from .atomic import _remove, publish, temporary_sibling
@@ -45,6 +47,32 @@ OPTIONAL_ARRAYS = {"sample": str, "split": np.int8}
 #: 4-5x faster to write than zarr's default zstd and smaller on count matrices (bit
 #: shuffling suits small integers); measured in bench/count.py
 FAST_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+def _direct_chunk_encoder(array) -> numcodecs.Blosc | None:
+    """A numcodecs Blosc giving byte for byte the chunks zarr would write for ``array``,
+    when its codecs are just native-order bytes + blosc (e.g. :data:`FAST_COMPRESSOR`) on
+    a local store; else None. Encoding whole chunks ourselves skips zarr's per-chunk
+    buffer copies and event-loop round trips (a third of the write time of counts)."""
+    codecs = tuple(array.metadata.codecs)
+    if not (
+        isinstance(array.store, zarr.storage.LocalStore)
+        and len(codecs) == 2
+        and isinstance(codecs[0], BytesCodec)
+        and (codecs[0].endian is None or codecs[0].endian.value == sys.byteorder)
+        and isinstance(codecs[1], BloscCodec)
+        and array.metadata.fill_value == 0
+    ):
+        return None
+    blosc = codecs[1]
+    return numcodecs.Blosc(
+        cname=blosc.cname.value,
+        clevel=blosc.clevel,
+        shuffle=_BLOSC_SHUFFLE[blosc.shuffle.value],
+        blocksize=blosc.blocksize,
+        typesize=blosc.typesize,
+    )
 
 
 def plain_str(values) -> np.ndarray:
@@ -128,6 +156,7 @@ class StoreWriter:
             self.arrays[name] = self.group.create_array(
                 name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,)
             )
+        self._encoder = _direct_chunk_encoder(self.arrays[matrix])
         self.n = 0
         self._committed = False
 
@@ -144,11 +173,29 @@ class StoreWriter:
             raise ValueError(f"expected optional arrays {self.extra}, got {sorted(extra)}")
         self.arrays["id"].append(ids)
         self.arrays["length"].append(np.asarray(lengths, dtype=np.int64))
-        self.arrays[self.matrix].append(matrix.astype(MATRIX_KINDS[self.matrix], copy=False))
+        self._append_matrix(matrix.astype(MATRIX_KINDS[self.matrix], copy=False))
         for name, values in extra.items():
             kind = OPTIONAL_ARRAYS[name]
             self.arrays[name].append(plain_str(values) if kind is str else np.asarray(values, dtype=kind))
         self.n += n
+
+    def _append_matrix(self, matrix: np.ndarray) -> None:
+        """Rows starting on a chunk boundary are encoded and written here chunk by chunk
+        (same bytes as zarr's); other appends go through zarr."""
+        array = self.arrays[self.matrix]
+        c, width = self.chunk_rows, self.layout.width
+        if self._encoder is None or self.n % c:
+            array.append(matrix)
+            return
+        array.resize((self.n + len(matrix), width))
+        for start in range(0, len(matrix), c):
+            block = matrix[start : start + c]
+            if len(block) < c:  # zarr stores an edge chunk whole, padded with the fill value
+                block = np.concatenate([block, np.zeros((c - len(block), width), dtype=block.dtype)])
+            key = array.metadata.encode_chunk_key(((self.n + start) // c, 0))
+            path = Path(array.store.root) / array.path / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self._encoder.encode(np.ascontiguousarray(block)))
 
     def update_attrs(self, **attrs) -> None:
         self.group.attrs.update(attrs)
