@@ -202,25 +202,35 @@ def test_cli_missing_file_and_duplicates_across_files(tmp_path, capsys):
     assert not out.exists()
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(0, 11), max_size=12), st.integers(1, 5))
-def test_row_buffer_appends_whole_chunks_in_order(block_sizes, chunk_rows):
-    from kmervae.count import _RowBuffer
-
-    total = sum(block_sizes)
-    ids = np.array([f"r{i}" for i in range(total)])
-    counts = np.arange(total * 2, dtype=np.uint32).reshape(total, 2)
-    buffer, out, start = _RowBuffer(chunk_rows), [], 0
-    for size in block_sizes:
-        sl = slice(start, start + size)
-        out += [block for block, _ in buffer.add(ids[sl], np.arange(total)[sl], counts[sl])]
-        start += size
-    out += [block for block, _ in buffer.flush()]
-    assert all(len(block[0]) % chunk_rows == 0 for block in out[:-1] if block)
-    got_ids = np.concatenate([b[0] for b in out]) if out else np.array([], dtype=str)
-    assert list(got_ids) == list(ids)
-    if out:
-        np.testing.assert_array_equal(np.concatenate([b[2] for b in out]), counts)
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.text(alphabet="ACGTN", max_size=30), min_size=1, max_size=9), min_size=1, max_size=3
+    ),
+    st.integers(1, 5),
+    st.integers(1, 60),
+    st.sampled_from([1, 2]),
+)
+def test_store_chunks_any_split_of_files_chunks_and_threads(
+    tmp_path_factory, files, chunk_rows, bases, threads
+):
+    """FASTA chunks (cut by records or bases) straddle store chunks and files in every way."""
+    tmp = tmp_path_factory.mktemp("split")
+    layout = Layout.parse("3..1")
+    records, paths = [], []
+    for f, seqs in enumerate(files):
+        file_records = [(f"f{f}r{i}", s) for i, s in enumerate(seqs)]
+        paths.append(write_fasta(tmp / f"{f}.fa", file_records, compress=f == 1))
+        records += file_records
+    store = KmerStore(
+        count_fasta(paths, tmp / "s.zarr", layout, threads=threads, chunk_rows=chunk_rows, chunk_bases=bases)
+    )
+    assert store.chunk_rows == chunk_rows and store.n == len(records)
+    assert list(store.ids()) == [r for r, _ in records]
+    np.testing.assert_array_equal(store.lengths(), [len(s) for _, s in records])
+    np.testing.assert_array_equal(
+        store.rows(), np.reshape([brute_force_counts(s, layout) for _, s in records], (-1, layout.width))
+    )
 
 
 def test_empty_records_are_kept_and_warned_about(tmp_path, caplog):

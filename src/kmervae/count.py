@@ -290,8 +290,9 @@ def count_sequences(seqs: list[str | bytes], layout: Layout = Layout(), threads:
 
 
 class _MatrixPool:
-    """Output matrices to reuse. A fresh 45 MB matrix per chunk costs more in page faults
-    than counting 1 kb contigs into it (glibc returns allocations over 32 MB to the OS).
+    """At most ``limit`` output matrices, reused. A fresh 45 MB matrix per chunk costs more
+    in page faults than counting 1 kb contigs into it (glibc returns allocations over
+    32 MB to the OS).
 
     :meth:`take` is called from one thread only; :meth:`give` from any.
     """
@@ -314,43 +315,6 @@ class _MatrixPool:
         self.free.put(matrix)
 
 
-def _counted_chunks(
-    paths, layout: Layout, threads: int, chunk_records: int, chunk_bases: int, pool: _MatrixPool | None = None
-) -> Iterator[tuple[FastaChunk, np.ndarray, np.ndarray | None]]:
-    """(chunk, counts, pooled matrix holding the counts or None) in input order.
-
-    With threads > 1 the next chunk is parsed while the current one is counted, so
-    parsing does not leave the counting threads idle. With a ``pool`` the caller gives
-    each matrix back when done with it.
-    """
-    threads = _check_threads(threads)
-    chunks = read_fasta_chunks(paths, chunk_bases=chunk_bases, chunk_records=chunk_records)
-
-    def count(chunk):
-        matrix = pool.take() if pool is not None and len(chunk) <= pool.rows else None
-        return count_buffer(chunk.seq, chunk.offsets, layout, threads, out=matrix), matrix
-
-    if threads == 1:
-        for chunk in chunks:
-            yield chunk, *count(chunk)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count") as executor:
-        pending = None
-        try:
-            for chunk in chunks:
-                matrix = pool.take() if pool is not None and len(chunk) <= pool.rows else None
-                future = executor.submit(count_buffer, chunk.seq, chunk.offsets, layout, threads, out=matrix)
-                if pending is not None:
-                    yield pending[0], pending[1].result(), pending[2]
-                pending = (chunk, future, matrix)
-            if pending is not None:
-                yield pending[0], pending[1].result(), pending[2]
-                pending = None
-        finally:
-            if pending is not None:
-                pending[1].cancel()
-
-
 def default_chunk_rows(layout: Layout) -> int:
     """Rows per chunk keeping a chunk of counts near 45 MB whatever the layout: 4096
     (the store default) for 6..1 and smaller layouts, 1024 for 7..1."""
@@ -371,8 +335,28 @@ def count_chunks(
     be unique over all ``paths``.
     """
     chunk_records = chunk_records or default_chunk_rows(layout)
-    for chunk, counts, _ in _counted_chunks(paths, layout, threads, chunk_records, chunk_bases):
-        yield chunk.ids, chunk.lengths, counts
+    threads = _check_threads(threads)
+    chunks = read_fasta_chunks(paths, chunk_bases=chunk_bases, chunk_records=chunk_records)
+    if threads == 1:
+        for chunk in chunks:
+            yield chunk.ids, chunk.lengths, count_buffer(chunk.seq, chunk.offsets, layout, threads)
+        return
+    # the next chunk is parsed while the current one is counted, so parsing does not leave
+    # the counting threads idle
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count") as executor:
+        pending = None
+        try:
+            for chunk in chunks:
+                future = executor.submit(count_buffer, chunk.seq, chunk.offsets, layout, threads)
+                if pending is not None:
+                    yield pending[0].ids, pending[0].lengths, pending[1].result()
+                pending = (chunk, future)
+            if pending is not None:
+                yield pending[0].ids, pending[0].lengths, pending[1].result()
+                pending = None
+        finally:
+            if pending is not None:
+                pending[1].cancel()
 
 
 def count_fasta(
@@ -391,6 +375,7 @@ def count_fasta(
     nothing is left behind.
     """
     chunk_rows = chunk_rows or default_chunk_rows(layout)
+    threads = _check_threads(threads)
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if not paths:
         raise KmervaeError("no FASTA files given")
@@ -399,50 +384,127 @@ def count_fasta(
     out = Path(out)
     sample = sample or (out.name[: -len(".zarr")] if out.name.endswith(".zarr") else out.stem)
     records = [0] * len(paths)
-    totals = {"empty": 0, "bases": 0}
-
-    # at most: one matrix being counted, one waiting to be written, one being written
-    pool = _MatrixPool(chunk_rows, layout.width, limit=1 if threads == 1 else 3)
-
-    def row_blocks():
-        """(rows to append, matrix to give back to the pool after appending them or None)."""
-        buffer = _RowBuffer(chunk_rows)
-        with progress(f"count {sample}", unit="bp") as bar:
-            for chunk, counts, matrix in _counted_chunks(
-                paths, layout, threads, chunk_rows, chunk_bases, pool
-            ):
-                records[chunk.file_index] += len(chunk)
-                totals["empty"] += int(np.count_nonzero(chunk.lengths == 0))
-                totals["bases"] += chunk.bases
-                given = False
-                for block, is_view in buffer.add(chunk.ids, chunk.lengths, counts):
-                    yield block, (matrix if is_view else None)
-                    given = given or (is_view and matrix is not None)
-                if matrix is not None and not given:
-                    pool.give(matrix)  # the buffer kept copies only
-                bar.update(chunk.bases)
-                bar.set_postfix_str(f"{sum(records):,} sequences", refresh=False)
-            for block, _ in buffer.flush():
-                yield block, None
-
+    empty = bases = 0
     with (
         StoreWriter(
             out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
         ) as writer,
         _compression_threads(threads),
+        _StoreChunks(writer, layout, threads) as store_chunks,
+        progress(f"count {sample}", unit="bp") as bar,
     ):
-        _append_all(writer, row_blocks(), pool, background=threads > 1)
+        for chunk in read_fasta_chunks(paths, chunk_bases=chunk_bases, chunk_records=chunk_rows):
+            store_chunks.add(chunk)
+            records[chunk.file_index] += len(chunk)
+            empty += int(np.count_nonzero(chunk.lengths == 0))
+            bases += chunk.bases
+            bar.update(chunk.bases)
+            bar.set_postfix_str(f"{sum(records):,} sequences", refresh=False)
+        store_chunks.finish()
         writer.update_attrs(
             sources=[source_entry(p, n) for p, n in zip(paths, records)],
             stage="count",
             records=sum(records),
-            bases=totals["bases"],
-            empty_records=totals["empty"],
+            bases=bases,
+            empty_records=empty,
         )
-    if totals["empty"]:
-        log.warning("%s: %d record(s) without sequence kept with zero counts", out, totals["empty"])
-    log.info("%s: %d records, %d bases, %s", out, sum(records), totals["bases"], layout.describe())
+    if empty:
+        log.warning("%s: %d record(s) without sequence kept with zero counts", out, empty)
+    log.info("%s: %d records, %d bases, %s", out, sum(records), bases, layout.describe())
     return out
+
+
+class _StoreChunks:
+    """Count FASTA chunks straight into whole store chunks and write each when full.
+
+    Records are counted into their final rows of a ``chunk_rows`` matrix (a FASTA chunk
+    may straddle two store chunks), so nothing is copied or regrouped, and every write
+    but the last starts and ends on a chunk boundary (the store's direct-encoding path).
+    Matrices are reused (a fresh 45 MB matrix per chunk costs more in page faults than
+    counting 1 kb contigs into it).
+
+    With ``threads`` > 1, three stages overlap: the caller parses the next FASTA chunk,
+    one worker counts (numba, ``threads`` threads), one worker compresses and writes the
+    previous store chunk (blosc releases the GIL), so the wall time tends to the slowest
+    stage rather than the sum. At most two FASTA chunks wait to be counted and three
+    matrices exist. Rows keep input order and each is counted by one thread, so the
+    output does not depend on ``threads``.
+    """
+
+    def __init__(self, writer: StoreWriter, layout: Layout, threads: int):
+        self.writer, self.layout, self.threads = writer, layout, threads
+        self.rows = writer.chunk_rows
+        self.background = threads > 1
+        self.pool = _MatrixPool(self.rows, layout.width, limit=3 if self.background else 1)
+        self.matrix: np.ndarray | None = None
+        self.filled = 0
+        self.ids: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.counting: list = []  # count futures of the current matrix
+        self.queued: list = []  # count futures not yet waited for, oldest first
+        self.writing = None  # the write future in flight
+        if self.background:
+            self.count_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-count")
+            self.write_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-write")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.background:  # nothing may write into the store once the writer aborts it
+            for worker in (self.count_worker, self.write_worker):
+                worker.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    def add(self, chunk: FastaChunk) -> None:
+        row = 0
+        while row < len(chunk):
+            if self.matrix is None:
+                self.matrix = self.pool.take()
+            take = min(self.rows - self.filled, len(chunk) - row)
+            rows = self.matrix[self.filled : self.filled + take]
+            offsets = chunk.offsets[row : row + take + 1]
+            if self.background:
+                self.queued.append(self.count_worker.submit(self._count, chunk.seq, offsets, rows))
+                self.counting.append(self.queued[-1])
+                while len(self.queued) > 2:  # bound the parsed chunks waiting in memory
+                    self.queued.pop(0).result()
+            else:
+                self._count(chunk.seq, offsets, rows)
+            self.ids.append(chunk.ids[row : row + take])
+            self.lengths.append(chunk.lengths[row : row + take])
+            self.filled += take
+            row += take
+            if self.filled == self.rows:
+                self._write()
+
+    def finish(self) -> None:
+        if self.filled:
+            self._write()
+        if self.background:
+            for future in self.queued:
+                future.result()
+            if self.writing is not None:
+                self.writing.result()
+
+    def _count(self, seq, offsets, rows) -> None:
+        count_buffer(seq, offsets, self.layout, self.threads, out=rows)
+
+    def _write(self) -> None:
+        block = (np.concatenate(self.ids), np.concatenate(self.lengths), self.matrix[: self.filled])
+        matrix, counting = self.matrix, self.counting
+        self.matrix, self.filled, self.ids, self.lengths, self.counting = None, 0, [], [], []
+        if not self.background:
+            self._append(block, matrix, ())
+            return
+        if self.writing is not None:
+            self.writing.result()
+        self.writing = self.write_worker.submit(self._append, block, matrix, counting)
+
+    def _append(self, block, matrix, counting) -> None:
+        for future in counting:
+            future.result()
+        self.writer.append(*block)
+        self.pool.give(matrix)
 
 
 @contextlib.contextmanager
@@ -462,62 +524,3 @@ def _compression_threads(threads: int):
     finally:
         blosc.use_threads = previous_use
         blosc.set_nthreads(previous_n)
-
-
-def _append_all(writer: StoreWriter, blocks, pool: _MatrixPool, background: bool) -> None:
-    """Append row blocks, giving pooled matrices back once written; in the background,
-    compression overlaps parsing and counting."""
-
-    def append(block, matrix):
-        writer.append(*block)
-        if matrix is not None:
-            pool.give(matrix)
-
-    if not background:
-        for block, matrix in blocks:
-            append(block, matrix)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-write") as executor:
-        in_flight = None
-        for block, matrix in blocks:
-            if in_flight is not None:
-                in_flight.result()
-            in_flight = executor.submit(append, block, matrix)
-        if in_flight is not None:
-            in_flight.result()
-
-
-class _RowBuffer:
-    """Regroup rows into appends of whole ``chunk_rows`` multiples (zarr's fast path).
-
-    ``add`` yields ``(block, is_view)``: aligned input passes through as a view of the
-    caller's arrays (``is_view``); rows kept for later are always copies.
-    """
-
-    def __init__(self, chunk_rows: int):
-        self.chunk_rows = int(chunk_rows)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.n = 0
-
-    def add(self, ids, lengths, counts):
-        rows = (ids, lengths, counts)
-        if self.n:  # complete the pending partial chunk first
-            need = min(self.chunk_rows - self.n, len(ids))
-            self.parts.append(tuple(x[:need].copy() for x in rows))
-            self.n += need
-            rows = tuple(x[need:] for x in rows)
-            if self.n < self.chunk_rows:
-                return
-            yield tuple(np.concatenate(x) for x in zip(*self.parts)), False
-            self.parts, self.n = [], 0
-        whole = (len(rows[0]) // self.chunk_rows) * self.chunk_rows
-        if whole:
-            yield tuple(x[:whole] for x in rows), True
-        if whole < len(rows[0]):
-            self.parts = [tuple(x[whole:].copy() for x in rows)]
-            self.n = len(rows[0]) - whole
-
-    def flush(self):
-        if self.parts:
-            yield tuple(np.concatenate(x) for x in zip(*self.parts)), False
-        self.parts, self.n = [], 0
