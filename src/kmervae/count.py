@@ -386,6 +386,7 @@ def count_fasta(
     records = [0] * len(paths)
     empty = bases = 0
     with (
+        _source_entries(paths, background=threads > 1) as sources,
         StoreWriter(
             out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
         ) as writer,
@@ -402,7 +403,7 @@ def count_fasta(
             bar.set_postfix_str(f"{sum(records):,} sequences", refresh=False)
         store_chunks.finish()
         writer.update_attrs(
-            sources=[source_entry(p, n) for p, n in zip(paths, records)],
+            sources=[{**entry, "records": n} for entry, n in zip(sources(), records)],
             stage="count",
             records=sum(records),
             bases=bases,
@@ -505,6 +506,23 @@ class _StoreChunks:
             future.result()
         self.writer.append(*block)
         self.pool.give(matrix)
+
+
+@contextlib.contextmanager
+def _source_entries(paths: list[Path], background: bool):
+    """Yield a function returning the store's ``sources`` entries (path, sha256). In the
+    background the files are hashed while they are counted (hashlib releases the GIL)
+    rather than after."""
+    if not background:
+        yield lambda: [source_entry(p) for p in paths]
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmervae-sha256") as hashing:
+        futures = [hashing.submit(source_entry, p) for p in paths]
+        try:
+            yield lambda: [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 @contextlib.contextmanager
