@@ -65,21 +65,33 @@ def test_directly_encoded_chunks_are_the_bytes_zarr_writes(tmp_path):
     from kmervae.store import FAST_COMPRESSOR
 
     layout = Layout.parse("3..1")
-    counts = np.random.default_rng(2).poisson(3, size=(23, layout.width)).astype(np.uint32)
-    ids = [f"r{i}" for i in range(23)]
+    n = 23
+    counts = np.random.default_rng(2).poisson(3, size=(n, layout.width)).astype(np.uint32)
+    ids = [f"r{i}" * (i % 4 + 1) for i in range(n)]
+    lengths = np.where(np.arange(n) < 8, 0, np.arange(n) * 7)  # first chunk all fill: zarr skips it
+    samples, splits = [f"s{i % 3}" for i in range(n)], np.arange(n) % 3
     paths = {}
-    for name, direct in (("direct", True), ("zarr", False)):
-        paths[name] = tmp_path / f"{name}.zarr"
-        with StoreWriter(paths[name], layout, chunk_rows=8, compressors=FAST_COMPRESSOR) as w:
-            assert w._encoder is not None  # FAST_COMPRESSOR on a local store: direct path
-            if not direct:
-                w._encoder = None
-            # aligned (two whole chunks), aligned partial (padded edge chunk), then unaligned
-            for a, b in ((0, 16), (16, 19), (19, 23)):
-                w.append(ids[a:b], np.arange(a, b), counts[a:b])
-    files = sorted(p.relative_to(paths["zarr"]) for p in (paths["zarr"] / "counts").rglob("*") if p.is_file())
-    assert len(files) == 4  # zarr.json + 3 chunks
-    for f in files:
-        assert (paths["direct"] / f).read_bytes() == (paths["zarr"] / f).read_bytes()
-    np.testing.assert_array_equal(zarr.open_array(str(paths["direct"] / "counts"), mode="r")[:], counts)
-    assert list(KmerStore(paths["direct"]).ids()) == ids
+    for name, compressors in (("fast", FAST_COMPRESSOR), ("default", "auto")):
+        for direct in (True, False):
+            path = paths[name, direct] = tmp_path / f"{name}-{direct}.zarr"
+            with StoreWriter(
+                path, layout, chunk_rows=8, compressors=compressors, extra=("sample", "split")
+            ) as w:
+                assert all(w._encoders.values())  # local store, replayable codecs: direct path
+                if not direct:
+                    w._encoders = dict.fromkeys(w._encoders)
+                # aligned (two whole chunks), aligned partial (padded edge chunk), then unaligned
+                for a, b in ((0, 16), (16, 19), (19, 23)):
+                    w.append(ids[a:b], lengths[a:b], counts[a:b], sample=samples[a:b], split=splits[a:b])
+        direct, by_zarr = paths[name, True], paths[name, False]
+        files = sorted(p.relative_to(by_zarr) for p in by_zarr.rglob("*") if p.is_file())
+        assert sorted(p.relative_to(direct) for p in direct.rglob("*") if p.is_file()) == files
+        assert len([f for f in files if f.parts[0] == "counts"]) == 4  # zarr.json + 3 chunks
+        assert len([f for f in files if f.parts[0] == "length"]) == 3  # the all-zero chunk skipped
+        for f in files:
+            assert (direct / f).read_bytes() == (by_zarr / f).read_bytes(), f
+        np.testing.assert_array_equal(zarr.open_array(str(direct / "counts"), mode="r")[:], counts)
+        store = KmerStore(direct)
+        assert list(store.ids()) == ids and list(store.read("sample")) == samples
+        np.testing.assert_array_equal(store.lengths(), lengths)
+        np.testing.assert_array_equal(store.read("split"), splits)
