@@ -165,7 +165,7 @@ def _count_rows(
             _count_direct(seq, lo, hi, K, want, offset, canonical, column_start, out[r])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _count_blocks_in_parallel(
     seq,
     offsets,
@@ -181,7 +181,8 @@ def _count_blocks_in_parallel(
     scratch_size,
     switch,
 ):
-    """Blocks of rows on numba's threads; each row is written by exactly one thread."""
+    """Blocks of rows on numba's threads; each row is written by exactly one thread. Without
+    the GIL, so parsing and writing go on in other threads meanwhile."""
     for b in prange(len(block_rows) - 1):
         scratch = np.zeros(scratch_size, dtype=np.uint32)
         _count_rows(
