@@ -169,6 +169,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--profile-steps", type=int, default=5)
+    ap.add_argument("--rss-rows", type=int, default=0, help="also measure streaming RSS on a store this big")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds of the training runs")
     ap.add_argument("--keras-python", help="python of a venv with keras + jax, for the reference")
     ap.add_argument("--only", nargs="*", default=None, help="subset of: loader rss profile fp32-mem bf16-mem fp32-stream bf16-stream keras")
@@ -210,15 +211,21 @@ def main() -> int:
 
         if wanted("rss"):
             print("\n## peak RSS of one epoch of batches (fresh process each)")
-            base = peak_rss_mb("open", data_path, 8192)
-            data_mb = (args.rows + args.val_rows) * model.input_width * 4 / 2**20
-            print(f"open the store only        {base:8,.0f} MB")
-            print(f"in memory                  {peak_rss_mb('memory', data_path, 8192):8,.0f} MB "
-                  f"(data: {data_mb:,.0f} MB)")
-            for buffer_rows in (4096, 8192):
-                buffer_mb = buffer_rows * model.input_width * 4 / 2**20
-                print(f"streaming, buffer {buffer_rows:6,d} rows {peak_rss_mb('stream', data_path, buffer_rows):8,.0f} MB "
-                      f"(buffer: {buffer_mb:,.0f} MB)")
+            stores = [(data_path, args.rows + args.val_rows)]
+            if args.rss_rows:
+                big = tmp / "big.zarr"
+                make_dataset(big, args.rss_rows, args.rss_rows // 10)
+                stores.append((big, args.rss_rows + args.rss_rows // 10))
+            for path, n in stores:
+                data_mb = n * model.input_width * 4 / 2**20
+                print(f"{n:,} rows ({data_mb:,.0f} MB as float32):")
+                print(f"  open the store only          {peak_rss_mb('open', path, 8192):8,.0f} MB")
+                if n == stores[0][1]:
+                    print(f"  in memory                    {peak_rss_mb('memory', path, 8192):8,.0f} MB")
+                for buffer_rows in (8192, 65536):
+                    buffer_mb = buffer_rows * model.input_width * 4 / 2**20
+                    print(f"  streaming, buffer {buffer_rows:6,d} rows {peak_rss_mb('stream', path, buffer_rows):8,.0f} MB "
+                          f"(buffer {buffer_mb:,.0f} MB)", flush=True)
 
         if wanted("profile"):
             data = batches(True)
