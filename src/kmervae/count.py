@@ -529,7 +529,7 @@ def _source_entries(paths: list[Path], background: bool):
 @contextlib.contextmanager
 def _compression_threads(threads: int):
     """Let blosc use ``threads`` threads per chunk (numcodecs only does so from the main
-    thread by default, and zarr compresses in worker threads)."""
+    thread, and zarr turns it off; chunks are compressed in the writer thread)."""
     if threads <= 1:
         yield
         return
