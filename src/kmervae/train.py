@@ -329,7 +329,9 @@ def plot_curves(out_dir: Path, history: list[dict], config: dict) -> None:
         ax.legend(fontsize=7)
     best = [r["epoch"] for r in history if r["best"]]
     if best:
-        axes[0].axvline(best[-1], color="k", ls=":", lw=1, label="best")
+        axes[0].axvline(best[-1], color="k", ls=":", lw=1, label="best checkpoint")
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, out_dir / "curves")
 
 
