@@ -95,3 +95,28 @@ def test_directly_encoded_chunks_are_the_bytes_zarr_writes(tmp_path):
         assert list(store.ids()) == ids and list(store.read("sample")) == samples
         np.testing.assert_array_equal(store.lengths(), lengths)
         np.testing.assert_array_equal(store.read("split"), splits)
+
+
+def test_append_padded_writes_the_same_store_without_a_copy(tmp_path):
+    from kmervae.store import FAST_COMPRESSOR
+
+    layout = Layout.parse("2..1")
+    counts = np.random.default_rng(3).integers(0, 50, size=(11, layout.width)).astype(np.uint32)
+    ids = [f"r{i}" for i in range(11)]
+    chunk = np.zeros((8, layout.width), dtype=np.uint32)
+    chunk[:3] = counts[8:]
+    paths = [tmp_path / "padded.zarr", tmp_path / "plain.zarr"]
+    for path in paths:
+        with StoreWriter(path, layout, chunk_rows=8, compressors=FAST_COMPRESSOR) as w:
+            w.append(ids[:8], np.arange(8), counts[:8])
+            if path.name == "padded.zarr":
+                with pytest.raises(ValueError, match="zero after row 2"):
+                    w.append_padded(ids[8:10], np.arange(8, 10), chunk)  # row 2 is not zero
+                w.append_padded(ids[8:], np.arange(8, 11), chunk)
+            else:
+                w._encoders = dict.fromkeys(w._encoders)  # zarr writes the edge chunk
+                w.append(ids[8:], np.arange(8, 11), counts[8:])
+    files = sorted(p.relative_to(paths[1]) for p in paths[1].rglob("*") if p.is_file())
+    for f in files:
+        assert (paths[0] / f).read_bytes() == (paths[1] / f).read_bytes(), f
+    np.testing.assert_array_equal(KmerStore(paths[0]).rows(), counts)

@@ -505,7 +505,12 @@ class _StoreChunks:
     def _append(self, block, matrix, counting) -> None:
         for future in counting:
             future.result()
-        self.writer.append(*block)
+        ids, lengths, rows = block
+        if len(rows) < len(matrix):  # the last chunk: compressed in place, no padded copy
+            matrix[len(rows) :] = 0
+            self.writer.append_padded(ids, lengths, matrix)
+        else:
+            self.writer.append(ids, lengths, rows)
         self.pool.give(matrix)
 
 
