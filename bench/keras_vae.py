@@ -85,14 +85,20 @@ def main():
     x, v = np.load(args.train), np.load(args.val)
     model = build(x.shape[1])
     timer = EpochTimer()
-    model.fit(x, x, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[timer])
+    model.fit(
+        x, x, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[timer]
+    )
     val_loss = model.evaluate(v, v, batch_size=8192, verbose=0)
-    print(json.dumps({
-        "samples_per_s": [len(x) / s for s in timer.seconds],
-        "val_loss": float(val_loss),
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }))
+    print(
+        json.dumps(
+            {
+                "samples_per_s": [len(x) / s for s in timer.seconds],
+                "val_loss": float(val_loss),
+                "keras": keras.__version__,
+                "backend": keras.backend.backend(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,13 @@ def make_dataset(path: Path, n_train: int, n_val: int, seed: int = 0) -> None:
         for a in range(0, n, 4096):
             b = min(a + 4096, n)
             counts = rng.poisson(rng.gamma(2.0, 2.0, size=(b - a, layout.width))).astype(np.uint32)
-            w.append([f"r{i}" for i in range(a, b)], np.full(b - a, 5000), counts,
-                     sample=["s"] * (b - a), split=split[a:b])
+            w.append(
+                [f"r{i}" for i in range(a, b)],
+                np.full(b - a, 5000),
+                counts,
+                sample=["s"] * (b - a),
+                split=split[a:b],
+            )
 
 
 def loader_rows_per_s(data: DatasetBatches, model, transform: bool) -> float:
@@ -75,10 +80,15 @@ def profile_step(config: dict, data: DatasetBatches, steps: int, precision: str)
     torch.manual_seed(0)
     model = build_model(config).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, eps=1e-7, fused=True)
-    phases = dict.fromkeys(["batch gathering", "CLR transform", "forward", "loss", "backward", "optimiser"], 0.0)
+    phases = dict.fromkeys(
+        ["batch gathering", "CLR transform", "forward", "loss", "backward", "optimiser"], 0.0
+    )
     batches = endless_batches(data)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else (
-        lambda: torch.autocast("cpu", enabled=False))
+    ctx = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if precision == "bf16"
+        else (lambda: torch.autocast("cpu", enabled=False))
+    )
     for i in range(steps + 2):
         t0 = time.perf_counter()
         batch = next(batches)
@@ -131,34 +141,61 @@ def rss_child(mode: str, data_path: str, buffer_rows: int) -> None:
 
 
 def peak_rss_mb(mode: str, data_path: Path, buffer_rows: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--rss-child", mode, str(data_path), str(buffer_rows)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", mode, str(data_path), str(buffer_rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def torch_run(config: dict, data_path: Path, out: Path, threads: int) -> dict:
     train(config, data_path, out, device="cpu", threads=threads)
     rows = [line.split("\t") for line in (out / "history.tsv").read_text().splitlines()]
-    header, rows = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    rows = [dict(zip(rows[0], r)) for r in rows[1:]]
     speeds = [float(r["samples_per_s"]) for r in rows[1:]] or [float(rows[0]["samples_per_s"])]
-    return {"samples_per_s": statistics.median(speeds), "epochs": speeds, "val_loss": float(rows[-1]["val_loss"])}
+    return {
+        "samples_per_s": statistics.median(speeds),
+        "epochs": speeds,
+        "val_loss": float(rows[-1]["val_loss"]),
+    }
 
 
 def keras_run(args, inputs) -> dict | None:
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     if args.threads == 1:  # match torch's single intra-op thread
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    out = subprocess.run([args.keras_python, str(HERE / "keras_vae.py"), str(inputs[0]), str(inputs[1]),
-                          "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            args.keras_python,
+            str(HERE / "keras_vae.py"),
+            str(inputs[0]),
+            str(inputs[1]),
+            "--epochs",
+            str(args.epochs),
+            "--batch-size",
+            str(args.batch_size),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if out.returncode:
         print(f"keras reference failed:\n{out.stderr[-2000:]}")
         return None
     k = json.loads(out.stdout.strip().splitlines()[-1])
     speed = statistics.median(k["samples_per_s"][1:] or k["samples_per_s"])
-    print(f"keras {k['keras']}/{k['backend']} fp32 in memory {speed:8,.0f} samples/s   "
-          f"val loss {k['val_loss']:.2f}   load {load_average()}", flush=True)
-    return {"samples_per_s": speed, "epochs": k["samples_per_s"][1:] or k["samples_per_s"], "val_loss": k["val_loss"]}
+    print(
+        f"keras {k['keras']}/{k['backend']} fp32 in memory {speed:8,.0f} samples/s   "
+        f"val loss {k['val_loss']:.2f}   load {load_average()}",
+        flush=True,
+    )
+    return {
+        "samples_per_s": speed,
+        "epochs": k["samples_per_s"][1:] or k["samples_per_s"],
+        "val_loss": k["val_loss"],
+    }
 
 
 def main() -> int:
@@ -172,7 +209,12 @@ def main() -> int:
     ap.add_argument("--rss-rows", type=int, default=0, help="also measure streaming RSS on a store this big")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds of the training runs")
     ap.add_argument("--keras-python", help="python of a venv with keras + jax, for the reference")
-    ap.add_argument("--only", nargs="*", default=None, help="subset of: loader rss profile fp32-mem bf16-mem fp32-stream bf16-stream keras")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="subset of: loader rss profile fp32-mem bf16-mem fp32-stream bf16-stream keras",
+    )
     ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -182,10 +224,16 @@ def main() -> int:
     wanted = lambda name: only is None or name in only  # noqa: E731
     torch.set_num_threads(args.threads)
 
-    print(f"# kmervae bench/train.py — torch {torch.__version__}, {args.threads} threads, "
-          f"{os.cpu_count()} CPUs; load average {load_average()}")
-    base = [f"training.epochs={args.epochs}", f"training.batch_size={args.batch_size}", "loss.warmup_epochs=0",
-            "training.shuffle_buffer_rows=8192"]
+    print(
+        f"# kmervae bench/train.py — torch {torch.__version__}, {args.threads} threads, "
+        f"{os.cpu_count()} CPUs; load average {load_average()}"
+    )
+    base = [
+        f"training.epochs={args.epochs}",
+        f"training.batch_size={args.batch_size}",
+        "loss.warmup_epochs=0",
+        "training.shuffle_buffer_rows=8192",
+    ]
     config = cfg.load(None, base)
     results = {}
     with tempfile.TemporaryDirectory(prefix="kmervae-bench-") as tmp:
@@ -196,8 +244,14 @@ def main() -> int:
         t = config["training"]
 
         def batches(in_memory: bool) -> DatasetBatches:
-            return DatasetBatches(data_path, tuple(config["input"]["ks"]), args.batch_size, 42,
-                                  t["in_memory_budget_bytes"] if in_memory else 0, 8192)
+            return DatasetBatches(
+                data_path,
+                tuple(config["input"]["ks"]),
+                args.batch_size,
+                42,
+                t["in_memory_budget_bytes"] if in_memory else 0,
+                8192,
+            )
 
         if wanted("loader"):
             print("\n## data loader alone (rows/s, one epoch)")
@@ -224,24 +278,31 @@ def main() -> int:
                     print(f"  in memory                    {peak_rss_mb('memory', path, 8192):8,.0f} MB")
                 for buffer_rows in (8192, 65536):
                     buffer_mb = buffer_rows * model.input_width * 4 / 2**20
-                    print(f"  streaming, buffer {buffer_rows:6,d} rows {peak_rss_mb('stream', path, buffer_rows):8,.0f} MB "
-                          f"(buffer {buffer_mb:,.0f} MB)", flush=True)
+                    print(
+                        f"  streaming, buffer {buffer_rows:6,d} rows {peak_rss_mb('stream', path, buffer_rows):8,.0f} MB "
+                        f"(buffer {buffer_mb:,.0f} MB)",
+                        flush=True,
+                    )
 
         if wanted("profile"):
             data = batches(True)
             for precision in ("fp32", "bf16"):
                 phases = profile_step(config, data, args.profile_steps, precision)
                 total = sum(phases.values())
-                print(f"\n## one training step, {precision} ({args.batch_size} rows): {total * 1000:.0f} ms "
-                      f"= {args.batch_size / total:,.0f} samples/s; load {load_average()}")
+                print(
+                    f"\n## one training step, {precision} ({args.batch_size} rows): {total * 1000:.0f} ms "
+                    f"= {args.batch_size / total:,.0f} samples/s; load {load_average()}"
+                )
                 for name, dt in phases.items():
                     print(f"  {name:16s} {dt * 1000:8.1f} ms  {100 * dt / total:5.1f} %")
             print("\n## top operators, fp32 (torch.profiler)")
             print(op_table(config, data, args.profile_steps))
 
-        print(f"\n## training (kmervae.train.train, {args.epochs} epochs of {args.rows:,} rows; "
-              f"median samples/s after epoch 1, validation loss after the last epoch; "
-              f"{args.repeat} interleaved round(s), each run with the load average when it ended)")
+        print(
+            f"\n## training (kmervae.train.train, {args.epochs} epochs of {args.rows:,} rows; "
+            f"median samples/s after epoch 1, validation loss after the last epoch; "
+            f"{args.repeat} interleaved round(s), each run with the load average when it ended)"
+        )
         keras_inputs = None
         if args.keras_python and wanted("keras"):
             data = batches(True)
@@ -257,20 +318,28 @@ def main() -> int:
                     if not wanted(name):
                         continue
                     budget = t["in_memory_budget_bytes"] if mode == "mem" else 0
-                    c = cfg.resolve(config, {"training": {"precision": precision, "in_memory_budget_bytes": budget}})
+                    c = cfg.resolve(
+                        config, {"training": {"precision": precision, "in_memory_budget_bytes": budget}}
+                    )
                     r = torch_run(c, data_path, tmp / f"{name}-{round_}", args.threads)
                     runs.setdefault(name, []).append(r)
-                    print(f"torch {precision} {'in memory' if mode == 'mem' else 'streaming':10s} "
-                          f"{r['samples_per_s']:8,.0f} samples/s   val loss {r['val_loss']:.2f}   "
-                          f"load {load_average()}", flush=True)
+                    print(
+                        f"torch {precision} {'in memory' if mode == 'mem' else 'streaming':10s} "
+                        f"{r['samples_per_s']:8,.0f} samples/s   val loss {r['val_loss']:.2f}   "
+                        f"load {load_average()}",
+                        flush=True,
+                    )
             if keras_inputs:
                 r = keras_run(args, keras_inputs)
                 if r:
                     runs.setdefault("keras", []).append(r)
         for name, rs in runs.items():
             epochs = [e for r in rs for e in r["epochs"]]
-            results[name] = {"samples_per_s": statistics.median(epochs), "best": max(epochs),
-                             "val_loss": rs[-1]["val_loss"]}
+            results[name] = {
+                "samples_per_s": statistics.median(epochs),
+                "best": max(epochs),
+                "val_loss": rs[-1]["val_loss"],
+            }
 
     ref = results.get("keras", results.get("fp32-mem"))
     if ref:
@@ -279,8 +348,10 @@ def main() -> int:
         print(f"  {'run':12s} {'median':>8s} {'ratio':>6s} {'best':>8s} {'ratio':>6s}  val loss")
         for key, r in results.items():
             if isinstance(r, dict):
-                print(f"  {key:12s} {r['samples_per_s']:8,.0f} {r['samples_per_s'] / ref['samples_per_s']:5.2f}x "
-                      f"{r['best']:8,.0f} {r['best'] / ref['best']:5.2f}x  {r['val_loss']:.2f}")
+                print(
+                    f"  {key:12s} {r['samples_per_s']:8,.0f} {r['samples_per_s'] / ref['samples_per_s']:5.2f}x "
+                    f"{r['best']:8,.0f} {r['best'] / ref['best']:5.2f}x  {r['val_loss']:.2f}"
+                )
     print(f"# load average at the end {load_average()}")
     return 0
 

@@ -12,7 +12,6 @@ from kmervae.kmers import Layout
 from kmervae.model import BatchNorm, build_model, load_model, save_weights, vae_loss
 
 
-
 def tiny(**sections) -> dict:
     layers = {"input": {"ks": [3, 2, 1]}, "model": {"hidden": [16, 8], "latent": 4}}
     for section, values in sections.items():
@@ -39,7 +38,7 @@ def test_default_config_is_the_paper_model_and_matches_the_shipped_yaml():
     model = build_model(config)
     assert model.input_width == 2772 and model.latent_dim == 384
     linears = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linears] == [(2772, 1024), (1024, 512)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(2772, 1024), (1024, 512)]
     assert model.z_mean.out_features == model.z_log_var.out_features == 384
     assert [type(m).__name__ for m in model.encoder[:3]] == ["Linear", "BatchNorm", "LeakyReLU"]
     assert model.encoder[2].negative_slope == 0.2
@@ -51,7 +50,7 @@ def test_default_config_is_the_paper_model_and_matches_the_shipped_yaml():
     kmer5 = cfg.load(REPO / "config/models/kmer5.yaml")
     m5 = build_model(kmer5)
     assert m5.input_width == 692 and m5.latent_dim == 128
-    widths = [(l.in_features, l.out_features) for l in m5.modules() if isinstance(l, torch.nn.Linear)]
+    widths = [(lin.in_features, lin.out_features) for lin in m5.modules() if isinstance(lin, torch.nn.Linear)]
     assert widths[:2] == [(692, 512), (512, 256)] and widths[-1] == (512, 692)
     dropouts = [m.p for m in m5.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts == [0.1] * 4  # after each hidden block of encoder and decoder
@@ -98,8 +97,13 @@ def test_embed_selects_groups_transforms_like_the_oracle_and_is_deterministic(tm
         oracle = model.encode(x)[0].numpy()
     np.testing.assert_allclose(z, oracle, rtol=1e-4, atol=1e-5)
     # frequencies in, same embedding as counts in
-    freq = np.concatenate([sub[:, g.start:g.stop] / np.maximum(sub[:, g.start:g.stop].sum(1, keepdims=True), 1)
-                           for g in Layout((3, 2, 1)).groups], axis=1).astype(np.float32)
+    freq = np.concatenate(
+        [
+            sub[:, g.start : g.stop] / np.maximum(sub[:, g.start : g.stop].sum(1, keepdims=True), 1)
+            for g in Layout((3, 2, 1)).groups
+        ],
+        axis=1,
+    ).astype(np.float32)
     np.testing.assert_allclose(model.embed(freq, Layout((3, 2, 1))), z, rtol=1e-4, atol=1e-5)
 
     with pytest.raises(KmervaeError, match="lacks 3-mers"):

@@ -17,7 +17,7 @@ from kmervae.data import DatasetBatches
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
 from kmervae.model import load_model
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.store import StoreWriter
 from kmervae.train import train
 
 KS = (3, 2, 1)
@@ -31,18 +31,31 @@ def make_dataset(path, n=320, layout=Layout(KS), chunk_rows=32, seed=0, splits=(
     counts = np.zeros((n, layout.width), np.uint32)
     for i in range(n):
         for g in layout.groups:
-            counts[i, g.start : g.stop] = rng.multinomial(300, rng.dirichlet(alphas[source[i], g.start : g.stop]))
+            counts[i, g.start : g.stop] = rng.multinomial(
+                300, rng.dirichlet(alphas[source[i], g.start : g.stop])
+            )
     split = rng.choice(3, size=n, p=splits).astype(np.int8)
     with StoreWriter(path, layout, chunk_rows=chunk_rows, extra=("sample", "split")) as w:
-        w.append([f"c{i}" for i in range(n)], rng.integers(1000, 9000, n), counts,
-                 sample=[f"s{s}" for s in source], split=split)
+        w.append(
+            [f"c{i}" for i in range(n)],
+            rng.integers(1000, 9000, n),
+            counts,
+            sample=[f"s{s}" for s in source],
+            split=split,
+        )
     return counts, split
 
 
 def tiny_config(*overrides):
     base = [
-        "input.ks=[3, 2, 1]", "model.hidden=[16, 8]", "model.latent=4", "training.batch_size=32",
-        "training.epochs=4", "loss.warmup_epochs=2", "training.lr=0.003", "training.eval_batch_size=50",
+        "input.ks=[3, 2, 1]",
+        "model.hidden=[16, 8]",
+        "model.latent=4",
+        "training.batch_size=32",
+        "training.epochs=4",
+        "loss.warmup_epochs=2",
+        "training.lr=0.003",
+        "training.eval_batch_size=50",
         "training.shuffle_buffer_rows=64",
     ]
     return cfg.load(None, base + list(overrides))
@@ -139,15 +152,22 @@ def test_same_seed_same_weights_and_resume_is_bit_identical(dataset, tmp_path):
 
 def test_streaming_resume_with_cosine_and_dropout(dataset, tmp_path):
     path = dataset[0]
-    config = tiny_config("training.in_memory_budget_bytes=0", "training.schedule=cosine",
-                         "training.cosine.warmup_epochs=2", "model.dropout=0.2", "training.epochs=5")
+    config = tiny_config(
+        "training.in_memory_budget_bytes=0",
+        "training.schedule=cosine",
+        "training.cosine.warmup_epochs=2",
+        "model.dropout=0.2",
+        "training.epochs=5",
+    )
     train(config, path, tmp_path / "a", device="cpu", threads=1)
     train(config, path, tmp_path / "b", device="cpu", threads=1, stop_after_epoch=1)
     train(config, path, tmp_path / "b", resume=True, device="cpu", threads=1)
     assert_same_weights(tmp_path / "a/final.safetensors", tmp_path / "b/final.safetensors")
     history = read_history(tmp_path / "a/history.tsv")
     lr, low = 0.003, 1e-6
-    expected = [lr * 1 / 2, lr * 2 / 2] + [low + (lr - low) * 0.5 * (1 + math.cos(math.pi * i / 2)) for i in range(3)]
+    expected = [lr * 1 / 2, lr * 2 / 2] + [
+        low + (lr - low) * 0.5 * (1 + math.cos(math.pi * i / 2)) for i in range(3)
+    ]
     np.testing.assert_allclose([r["lr"] for r in history], expected, rtol=1e-9)
     assert "streaming" in (tmp_path / "a/train.log").read_text()
 
@@ -155,8 +175,9 @@ def test_streaming_resume_with_cosine_and_dropout(dataset, tmp_path):
 def test_warmup_beta_plateau_reset_best_checkpoint_and_whole_split_validation(dataset, tmp_path):
     path, counts, split = dataset
     # patience 0: every post-warm-up epoch without improvement halves the LR
-    config = tiny_config("training.epochs=25", "loss.warmup_epochs=3", "training.plateau.patience=0",
-                         "training.lr=0.05")
+    config = tiny_config(
+        "training.epochs=25", "loss.warmup_epochs=3", "training.plateau.patience=0", "training.lr=0.05"
+    )
     out = train(config, path, tmp_path / "m", device="cpu", threads=1)
     history = read_history(out / "history.tsv")
     assert [r["beta"] for r in history] == pytest.approx([0, 0.05 / 3, 0.1 / 3] + [0.05] * 22)
@@ -200,7 +221,9 @@ def test_warmup_beta_plateau_reset_best_checkpoint_and_whole_split_validation(da
         assert row["mse_1mer"] == pytest.approx(sq[:, -2:].mean().item(), rel=1e-5)
 
 
-def test_non_finite_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(dataset, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(
+    dataset, tmp_path, monkeypatch
+):
     import kmervae.train as train_module
 
     path = dataset[0]
@@ -215,17 +238,20 @@ def test_non_finite_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(d
         return (loss * math.nan if len(calls) == 3 else loss), sq, kl
 
     monkeypatch.setattr(train_module, "vae_loss", loss_going_nan)
-    with pytest.raises(KmervaeError, match=r"loss became nan at epoch 2, batch 3;.*checkpoint.pt \(epoch 1\) is kept"):
+    with pytest.raises(
+        KmervaeError, match=r"loss became nan at epoch 2, batch 3;.*checkpoint.pt \(epoch 1\) is kept"
+    ):
         train(config, path, tmp_path / "m", resume=True, device="cpu", threads=1)
     assert (tmp_path / "m/checkpoint.pt").read_bytes() == before
     assert len(read_history(tmp_path / "m/history.tsv")) == 1
 
 
-def test_bad_inputs_get_one_clear_line(dataset, tmp_path):
-    path = dataset[0]
+def test_bad_inputs_get_one_clear_line(tmp_path):
     wrong = tmp_path / "wrong.zarr"
     make_dataset(wrong, n=40, layout=Layout((2, 1)))
-    with pytest.raises(KmervaeError, match=r"wrong.zarr: the dataset holds 2-mers\+1-mers but the model reads 3-mers"):
+    with pytest.raises(
+        KmervaeError, match=r"wrong.zarr: the dataset holds 2-mers\+1-mers but the model reads 3-mers"
+    ):
         train(tiny_config(), wrong, tmp_path / "m1", device="cpu")
     no_val = tmp_path / "noval.zarr"
     make_dataset(no_val, n=40, splits=(0.9, 0.0, 0.1))
@@ -241,10 +267,33 @@ def test_bad_inputs_get_one_clear_line(dataset, tmp_path):
 
 def test_cli_trains_and_reports_config_errors(dataset, tmp_path, capsys):
     path = dataset[0]
-    sets = [f"--set={s}" for s in ["input.ks=[3,2,1]", "model.hidden=[8]", "model.latent=2", "training.epochs=2",
-                                   "training.batch_size=64"]]
-    assert cli_main(["train", "--data", str(path), "-o", str(tmp_path / "m"), "--device", "cpu",
-                     "--threads", "1", *sets]) == 0
+    sets = [
+        f"--set={s}"
+        for s in [
+            "input.ks=[3,2,1]",
+            "model.hidden=[8]",
+            "model.latent=2",
+            "training.epochs=2",
+            "training.batch_size=64",
+        ]
+    ]
+    assert (
+        cli_main(
+            [
+                "train",
+                "--data",
+                str(path),
+                "-o",
+                str(tmp_path / "m"),
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                *sets,
+            ]
+        )
+        == 0
+    )
     assert load_model(tmp_path / "m", "final").latent_dim == 2
     assert cli_main(["train", "--data", str(path), "-o", str(tmp_path / "x"), "--set", "model.latnt=3"]) == 2
     err = capsys.readouterr().err
@@ -261,8 +310,13 @@ def _free_port():
 
 
 def _ddp_worker(rank, world, port, config, data, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     train(config, data, out, device="cpu", threads=1)
 
 

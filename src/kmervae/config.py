@@ -71,6 +71,7 @@ def _int(lo=None):
     def check(v):
         if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
             return f"must be an integer{'' if lo is None else f' >= {lo}'}"
+
     return check
 
 
@@ -82,6 +83,7 @@ def _float(lo=None, hi=None, lo_open=False):
             return f"must be {'>' if lo_open else '>='} {lo}"
         if hi is not None and v > hi:
             return f"must be <= {hi}"
+
     return check
 
 
@@ -89,6 +91,7 @@ def _choice(options):
     def check(v):
         if v not in options:
             return f"must be one of {list(options)}"
+
     return check
 
 
@@ -115,7 +118,9 @@ def _extra(v):
 
 
 def _clip(v):
-    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] < v[1]):
+    if not (
+        isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] < v[1]
+    ):
         return "must be [low, high] with low < high"
 
 

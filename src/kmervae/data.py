@@ -63,9 +63,7 @@ class DatasetBatches:
                 f"{self.path}: the dataset holds {self.store.layout.describe()} but the model reads "
                 f"{', '.join(f'{k}-mers' for k in missing)} too"
             )
-        self.columns = (
-            None if self.ks == self.store.layout.ks else self.store.layout.columns_for(self.ks)
-        )
+        self.columns = None if self.ks == self.store.layout.ks else self.store.layout.columns_for(self.ks)
         self.width = int(sum(self.store.layout.group(k).width for k in self.ks))
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)

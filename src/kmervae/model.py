@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import config_hash
@@ -101,7 +100,9 @@ class BatchNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
             return super().forward(x)
         x32 = x.float()
         n_local = torch.tensor([float(x.shape[0])], device=x.device)
@@ -144,12 +145,15 @@ class KmerVAE(nn.Module):
         self.latent_dim: int = int(m["latent"])
         self.logvar_clip = tuple(float(v) for v in m["logvar_clip"])
         widths = [self.input_width, *m["hidden"]]
-        self.encoder = nn.Sequential(*[l for a, b in zip(widths, widths[1:]) for l in _block(a, b, m)])
+        self.encoder = nn.Sequential(
+            *[layer for a, b in zip(widths, widths[1:]) for layer in _block(a, b, m)]
+        )
         self.z_mean = nn.Linear(widths[-1], self.latent_dim)
         self.z_log_var = nn.Linear(widths[-1], self.latent_dim)
         back = [self.latent_dim, *reversed(m["hidden"])]
         self.decoder = nn.Sequential(
-            *[l for a, b in zip(back, back[1:]) for l in _block(a, b, m)], nn.Linear(back[-1], self.input_width)
+            *[layer for a, b in zip(back, back[1:]) for layer in _block(a, b, m)],
+            nn.Linear(back[-1], self.input_width),
         )
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -193,7 +197,9 @@ class KmerVAE(nn.Module):
                 f"the model reads {Layout(self.input_ks).describe()} but the data lacks "
                 f"{', '.join(f'{k}-mers' for k in missing)} (it holds {layout.describe()})"
             )
-        columns = None if tuple(layout.ks) == self.input_ks else torch.from_numpy(layout.columns_for(self.input_ks))
+        columns = (
+            None if tuple(layout.ks) == self.input_ks else torch.from_numpy(layout.columns_for(self.input_ks))
+        )
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -266,4 +272,6 @@ def save_weights(model: nn.Module, path: str | os.PathLike, config: dict) -> Non
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"config_hash": config_hash(config), "config": json.dumps(config)})
+        save_file(
+            state, str(tmp), metadata={"config_hash": config_hash(config), "config": json.dumps(config)}
+        )

@@ -74,14 +74,24 @@ def make_plateau(optimizer: torch.optim.Optimizer, config: dict):
     p = config["training"]["plateau"]
     # threshold as Keras' min_delta (absolute 1e-4), the author's setting
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=p["factor"], patience=p["patience"], min_lr=p["min_lr"],
-        threshold=1e-4, threshold_mode="abs",
+        optimizer,
+        mode="min",
+        factor=p["factor"],
+        patience=p["patience"],
+        min_lr=p["min_lr"],
+        threshold=1e-4,
+        threshold_mode="abs",
     )
 
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
     """A 63-bit seed per (run seed, epoch, stream) — streams: 0 noise, 1+rank dropout."""
-    return int(np.random.SeedSequence([int(seed), int(epoch), int(stream)]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(seed), int(epoch), int(stream)])
+        .generate_state(2, np.uint32)
+        .view(np.uint64)[0]
+        >> 1
+    )
 
 
 # -- distributed -------------------------------------------------------------------------
@@ -147,7 +157,9 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     net.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
-    bar_context = progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
+    bar_context = (
+        progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
+    )
     with bar_context as bar:
         for b, batch in enumerate(data.train_batches(epoch, min_rows=max(2, world.world))):
             n = len(batch)
@@ -167,7 +179,9 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
             (loss * ((hi - lo) * world.world / n)).backward()
             optimizer.step()
             with torch.no_grad():
-                sums += torch.stack([(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(hi - lo)]).double()
+                sums += torch.stack(
+                    [(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(hi - lo)]
+                ).double()
             bar.update(1)
     return world.sum(sums).cpu().numpy()
 
@@ -203,7 +217,9 @@ def evaluate(model: KmerVAE, data: DatasetBatches, beta: float, device, world: _
         x = model.transform(batch.to(device))
         recon, mean, log_var = model(x)
         _, sq_err, kl = vae_loss(x, recon, mean, log_var, beta)
-        sums[:4] += torch.stack([(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(len(x))]).double()
+        sums[:4] += torch.stack(
+            [(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(len(x))]
+        ).double()
         sums[4:] += group_squared_error(x, recon, model.input_layout).double()
     s = world.sum(sums).cpu().numpy()
     n = s[3]
@@ -229,7 +245,9 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, config: dict, epoch: int, history: list, best: dict):
+def save_checkpoint(
+    path: Path, model, optimizer, scheduler, config: dict, epoch: int, history: list, best: dict
+):
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -251,7 +269,9 @@ def load_checkpoint(path: Path, device) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise KmervaeError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise KmervaeError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise KmervaeError(f"{path}: not a kmervae checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
@@ -359,7 +379,9 @@ def train(
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
-        raise KmervaeError(f"{out_dir}: holds a checkpoint from an earlier run; use --resume or another directory")
+        raise KmervaeError(
+            f"{out_dir}: holds a checkpoint from an earlier run; use --resume or another directory"
+        )
     if threads is not None:
         if threads < 1:
             raise KmervaeError(f"--threads must be >= 1, got {threads}")
@@ -374,7 +396,9 @@ def train(
         if world.rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(out_dir / "train.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+            )
             log.addHandler(handler)
             if log.getEffectiveLevel() > logging.INFO:
                 log.setLevel(logging.INFO)
@@ -389,8 +413,15 @@ def train(
 def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop_after_epoch) -> Path:
     t = config["training"]
     data = DatasetBatches(
-        data_path, tuple(config["input"]["ks"]), t["batch_size"], t["seed"], t["in_memory_budget_bytes"],
-        t["shuffle_buffer_rows"], t["train_split"], t["validation_split"], t["eval_batch_size"],
+        data_path,
+        tuple(config["input"]["ks"]),
+        t["batch_size"],
+        t["seed"],
+        t["in_memory_budget_bytes"],
+        t["shuffle_buffer_rows"],
+        t["train_split"],
+        t["validation_split"],
+        t["eval_batch_size"],
     )
     torch.manual_seed(t["seed"])
     model = build_model(config).to(dev)
@@ -416,14 +447,20 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
         log.info("%s", data.describe())
         log.info(
             "model %s (%s parameters), device %s, %d rank(s), %d thread(s), %s",
-            model.config_hash, f"{sum(p.numel() for p in model.parameters()):,}", dev, world.world,
-            torch.get_num_threads(), t["precision"],
+            model.config_hash,
+            f"{sum(p.numel() for p in model.parameters()):,}",
+            dev,
+            world.world,
+            torch.get_num_threads(),
+            t["precision"],
         )
     net = model
     if world.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False)
+        net = DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False
+        )
 
     last_plot = time.monotonic()
     end = t["epochs"] if stop_after_epoch is None else min(t["epochs"], stop_after_epoch)
@@ -487,8 +524,17 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
             write_history(out_dir / "history.tsv", history)
             log.info(
                 "epoch %d/%d: train %.4f, validation %.4f (KL %.3f, MSE %.5f), lr %.3g, β %.4f, %.1f s, %.0f rows/s%s",
-                epoch + 1, t["epochs"], row["train_loss"], row["val_loss"], row["kl"], row["mse"], lr, beta,
-                row["epoch_seconds"], row["samples_per_s"], ", best" if improved else "",
+                epoch + 1,
+                t["epochs"],
+                row["train_loss"],
+                row["val_loss"],
+                row["kl"],
+                row["mse"],
+                lr,
+                beta,
+                row["epoch_seconds"],
+                row["samples_per_s"],
+                ", best" if improved else "",
             )
             if time.monotonic() - last_plot > CURVES_EVERY_SECONDS:
                 plot_curves(out_dir, history, config)
@@ -501,6 +547,8 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
             save_weights(model, out_dir / "final.safetensors", config)
             if not (out_dir / "best.safetensors").exists():
                 save_weights(model, out_dir / "best.safetensors", config)
-            log.info("finished %d epochs; best epoch %d (validation loss %.4f)", end, best["epoch"], best["score"])
+            log.info(
+                "finished %d epochs; best epoch %d (validation loss %.4f)", end, best["epoch"], best["score"]
+            )
     world.barrier()
     return out_dir
