@@ -389,6 +389,9 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     kind = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    if kind == "cuda" and torch.cuda.is_available():
+        # one GPU per rank, chosen before NCCL starts (it would otherwise put every rank on GPU 0)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     world = _Dist(kind)
     dev = pick_device(device, world.local_rank)
     handler = None
