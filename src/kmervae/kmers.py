@@ -195,8 +195,21 @@ def clr(freq, layout: Layout):
 
 
 def counts_to_clr(counts, layout: Layout):
-    """Counts (or frequencies) → frequencies → per-group CLR."""
-    return clr(frequencies(counts, layout), layout)
+    """Counts (or frequencies) → per-group CLR of the frequencies with the Jeffreys pseudocount.
+
+    Equal to ``clr(frequencies(counts))`` but without the divide: per row and group,
+    log(c/t + p) − mean(log(c/t + p)) = log(c + p·t) − mean(log(c + p·t)) because log t
+    cancels in the centring. One add and one in-place log per group: this is the model's
+    input transform, run on every training batch. Rows whose group is all zero give 0.
+    """
+    x = _as_float(counts)
+    out = _empty_like(x)
+    for g in layout.groups:
+        block = x[:, g.start : g.stop]
+        shift = _where_zero(block.sum(axis=1, keepdims=True), 1.0) * jeffreys_pseudocount(g.width)
+        logs = _log_of_sum_into(block, shift, out[:, g.start : g.stop])
+        logs -= logs.mean(axis=1, keepdims=True)
+    return out
 
 
 def gc_fraction(matrix, layout: Layout):
@@ -226,6 +239,24 @@ def _where_zero(total, fill: float):
     if _is_torch(total):
         return total.masked_fill(total == 0, fill)
     return np.where(total == 0, fill, total)
+
+
+def _empty_like(x):
+    if _is_torch(x):
+        import torch
+
+        return torch.empty_like(x)
+    return np.empty_like(x)
+
+
+def _log_of_sum_into(a, b, out):
+    """out = log(a + b), in place (numpy or torch); returns ``out``."""
+    if _is_torch(a):
+        import torch
+
+        return torch.add(a, b, out=out).log_()
+    np.add(a, b, out=out)
+    return np.log(out, out=out)
 
 
 def _concat(parts, like):
