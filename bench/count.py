@@ -229,7 +229,7 @@ def kernel_only(path: Path) -> dict:
     from kmervae.count import BASE_CODE, count_buffer, count_fasta
     from kmervae.fasta import read_fasta_chunks
     from kmervae.kmers import Layout, canonical_index
-    from kmervae.store import FAST_COMPRESSOR, StoreWriter, source_entry
+    from kmervae.store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
 
     layout = Layout()
     fold = {k: canonical_index(k) for k in layout.ks}
@@ -244,11 +244,15 @@ def kernel_only(path: Path) -> dict:
     kernel = cpu_seconds() - start
     first = chunks[0]
     first_counts = count_buffer(first.seq, first.offsets, layout)
-    counts = [count_buffer(c.seq, c.offsets, layout) for c in chunks]
+    rows = DEFAULT_CHUNK_ROWS  # whole store chunks, the last one zero-padded, as count_fasta writes them
+    assert all(len(c) == rows for c in chunks[:-1])
+    counts = [np.zeros((rows, layout.width), dtype=np.uint32) for _ in chunks]
+    for c, m in zip(chunks, counts):
+        count_buffer(c.seq, c.offsets, layout, out=m)
     start = cpu_seconds()
     with StoreWriter(path.with_name("stages.zarr"), layout, compressors=FAST_COMPRESSOR) as writer:
         for c, m in zip(chunks, counts):
-            writer.append(c.ids, c.lengths, m)
+            writer.append_padded(c.ids, c.lengths, m)
     store = cpu_seconds() - start
     start = cpu_seconds()
     source_entry(path)
