@@ -157,7 +157,7 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path):
         "training.schedule=step": "training.schedule must be one of",
         "model.logvar_clip=[2,-20]": "model.logvar_clip must be",
         "training.lr=fast": "training.lr must be a number",
-        "input.extra=[gc]": "input.extra must be a list of",
+        "input.extra=[length]": "input.extra must be a list of",
     }
     for override, message in cases.items():
         with pytest.raises(KmervaeError, match=message) as err:

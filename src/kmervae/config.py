@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from . import family_config as family
 from .errors import KmervaeError
 from .kmers import MAX_K
 
@@ -25,7 +26,7 @@ DEFAULTS: dict = {
     "input": {
         "ks": [6, 5, 4, 3, 2, 1],  # k groups the model reads, in this order
         "transform": "clr",  # per-group input transform (kmervae.model.INPUT_TRANSFORMS)
-        "extra": [],  # extra per-contig inputs (reserved for issue 6: gc, log_length)
+        "extra": [],  # extra per-contig inputs: gc, log_length (kmervae.transforms)
     },
     "model": {
         "architecture": "flat",
@@ -60,9 +61,9 @@ DEFAULTS: dict = {
     },
 }
 
-ARCHITECTURES = ("flat",)
-TRANSFORMS = ("clr", "freq")
-EXTRA_INPUTS: tuple[str, ...] = ()  # none implemented yet
+ARCHITECTURES = family.ARCHITECTURES
+TRANSFORMS = family.GROUP_TRANSFORMS
+EXTRA_INPUTS: tuple[str, ...] = family.EXTRA_INPUTS
 SCHEDULES = ("plateau", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16")
 
@@ -113,8 +114,8 @@ def _widths(v):
 
 
 def _extra(v):
-    if not isinstance(v, list) or any(x not in EXTRA_INPUTS for x in v):
-        return f"must be a list of {list(EXTRA_INPUTS) or 'nothing yet (no extra inputs are implemented)'}"
+    if not isinstance(v, list) or any(x not in EXTRA_INPUTS for x in v) or len(set(v)) != len(v):
+        return f"must be a list of distinct {list(EXTRA_INPUTS)}"
 
 
 def _clip(v):
@@ -182,6 +183,12 @@ def _merge(base: dict, override: dict, source: str, prefix: str = "") -> None:
         raise KmervaeError(f"{source}: {prefix.rstrip('.') or 'the config'} must be a mapping of keys")
     for key, value in override.items():
         dotted = f"{prefix}{key}"
+        if dotted in family.OPTIONAL_DEFAULTS:  # optional family keys: set whole, never merged into
+            problem = family.RULES[dotted](value)
+            if problem:
+                raise KmervaeError(f"{source}: {dotted} {problem}, got {value!r}")
+            base[key] = copy.deepcopy(value)
+            continue
         if not isinstance(key, str) or key not in base:
             known = ", ".join(sorted(base)) if isinstance(base, dict) else ""
             raise KmervaeError(f"{source}: unknown key {dotted!r} (known here: {known})")
@@ -200,6 +207,7 @@ def resolve(*layers: dict | tuple[str, dict]) -> dict:
     for layer in layers:
         source, values = layer if isinstance(layer, tuple) else ("config", layer)
         _merge(config, values or {}, source)
+    family.normalize(config)
     validate(config)
     return config
 
@@ -213,9 +221,14 @@ def validate(config: dict, source: str = "config") -> None:
         problem = check(leaves[key])
         if problem:
             raise KmervaeError(f"{source}: {key} {problem}, got {leaves[key]!r}")
-    unknown = sorted(set(leaves) - set(RULES))
+    for key in sorted(set(leaves) & set(family.RULES)):
+        problem = family.RULES[key](leaves[key])
+        if problem:
+            raise KmervaeError(f"{source}: {key} {problem}, got {leaves[key]!r}")
+    unknown = sorted(set(leaves) - set(RULES) - set(family.RULES))
     if unknown:
         raise KmervaeError(f"{source}: unknown key {unknown[0]!r}")
+    family.check(config, source)
     if config["training"]["batch_size"] < 2 and config["model"]["batchnorm"]:
         raise KmervaeError(f"{source}: training.batch_size must be >= 2 with batch normalisation")
 

@@ -15,6 +15,11 @@ reproduce uninterrupted single-process ones.
   and decompresses the next chunk while the model trains. Peak memory is the buffer,
   independent of the dataset size. Datasets from ``kmervae merge`` are already globally
   shuffled, so the buffer only needs to vary the batches between epochs.
+
+Family models (issue 6) may also read the contig length (one more float32 column after
+the groups, ``lengths=True``), and may keep the training split in memory already
+transformed, as float16 (``transform=``: half the memory of float32; safe because the
+Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and raw.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class DatasetBatches:
         validation_split: str = "validation",
         eval_batch_size: int = 8192,
         in_memory: bool | None = None,
+        lengths: bool = False,
+        transform=None,
+        transformed_width: int | None = None,
     ):
         self.path = Path(path)
         self.store = KmerStore(path)
@@ -64,7 +72,8 @@ class DatasetBatches:
                 f"{', '.join(f'{k}-mers' for k in missing)} too"
             )
         self.columns = None if self.ks == self.store.layout.ks else self.store.layout.columns_for(self.ks)
-        self.width = int(sum(self.store.layout.group(k).width for k in self.ks))
+        self.lengths = bool(lengths)
+        self.width = int(sum(self.store.layout.group(k).width for k in self.ks)) + int(self.lengths)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
         self.seed = int(seed)
@@ -84,7 +93,12 @@ class DatasetBatches:
             raise KmervaeError(f"{self.path}: the {train_split} split has only {self.n_train} row")
         self.row_bytes = self.width * 4
         needed = (self.n_train + self.n_val) * self.row_bytes
+        if transform is not None:  # float16 transformed training rows
+            needed = self.n_train * int(transformed_width) * 2 + self.n_val * self.row_bytes
         self.in_memory = needed <= in_memory_budget_bytes if in_memory is None else bool(in_memory)
+        #: training batches are model inputs (float16) rather than stored values
+        self.train_transformed = self.in_memory and transform is not None
+        self._transform, self._transformed_width = transform, transformed_width
         self._train = self._val = None
         if self.in_memory:
             self._train, self._val = self._load()
@@ -101,6 +115,9 @@ class DatasetBatches:
         rows = self.store.rows(start, stop)
         if self.columns is not None:
             rows = rows[:, self.columns]
+        if self.lengths:  # the length as one more float32 column
+            length = self.store.lengths(start, stop).astype(np.float32)
+            rows = np.concatenate([rows.astype(np.float32, copy=False), length[:, None]], axis=1)
         return split, rows
 
     def _chunks_in(self, order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -136,14 +153,22 @@ class DatasetBatches:
             thread.join()
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor]:
-        train = np.empty((self.n_train, self.width), dtype=np.float32)
+        if self.train_transformed:
+            train = np.empty((self.n_train, self._transformed_width), dtype=np.float16)
+        else:
+            train = np.empty((self.n_train, self.width), dtype=np.float32)
         val = np.empty((self.n_val, self.width), dtype=np.float32)
         t = v = 0
         with progress(f"loading {self.path.name}", total=self.store.n, unit="rows") as bar:
             for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
                 is_train, is_val = split == self.train_code, split == self.val_code
                 nt, nv = int(is_train.sum()), int(is_val.sum())
-                train[t : t + nt] = rows[is_train]
+                if self.train_transformed:
+                    with torch.no_grad():
+                        block = torch.from_numpy(rows[is_train].astype(np.float32, copy=False))
+                        train[t : t + nt] = self._transform(block).half().numpy()
+                else:
+                    train[t : t + nt] = rows[is_train]
                 val[v : v + nv] = rows[is_val]
                 t, v = t + nt, v + nv
                 bar.update(len(split))
@@ -192,6 +217,26 @@ class DatasetBatches:
         buffer[: len(rest)] = buffer[rest]
         return len(rest)
 
+    def train_subset_batches(self, rows: int) -> Iterator[torch.Tensor]:
+        """The first ``rows`` training rows in store order (a fixed subset), in eval batches.
+
+        Batches are model inputs when :attr:`train_transformed`, else stored values.
+        """
+        size = self.eval_batch_size
+        rows = min(int(rows), self.n_train)
+        if self.in_memory:
+            for start in range(0, rows, size):
+                yield self._train[start : min(start + size, rows)]
+            return
+        taken = 0
+        for split, chunk in self._chunks_in(range(len(list(self.store.chunks())))):
+            keep = chunk[split == self.train_code][: rows - taken].astype(np.float32)
+            for start in range(0, len(keep), size):
+                yield torch.from_numpy(keep[start : start + size])
+            taken += len(keep)
+            if taken >= rows:
+                return
+
     def validation_batches(self) -> Iterator[torch.Tensor]:
         """The whole validation split in store order, in batches of ``eval_batch_size``."""
         size = self.eval_batch_size
@@ -214,6 +259,8 @@ class DatasetBatches:
 
     def describe(self) -> str:
         mode = "in memory" if self.in_memory else f"streaming (shuffle buffer {self.buffer_rows:,} rows)"
+        if self.train_transformed:
+            mode += ", training rows transformed as float16"
         return (
             f"{self.path}: {self.n_train:,} training and {self.n_val:,} validation rows, "
             f"{self.width} columns ({'+'.join(f'{k}-mers' for k in self.ks)}), {mode}"

@@ -166,8 +166,8 @@ class KmerVAE(nn.Module):
     def embed(self, matrix, layout: Layout, lengths=None, batch_size: int = 4096) -> np.ndarray:
         """z_mean (float32, n × latent) of counts or frequencies in the store's ``layout``.
 
-        Selects the model's groups itself; ``lengths`` is accepted for models with a
-        length input (none yet). Deterministic: eval mode, no sampling.
+        Selects the model's groups itself; ``lengths`` is used by the family models that
+        read length (:class:`kmervae.family.FamilyVAE`). Deterministic: eval mode, no sampling.
         """
         missing = [k for k in self.input_ks if k not in layout.ks]
         if missing:
@@ -213,7 +213,17 @@ def group_squared_error(x: torch.Tensor, recon: torch.Tensor, layout: Layout) ->
 
 
 def build_model(config: dict) -> KmerVAE:
-    """A freshly initialised model (initialised from torch's global RNG: seed it first)."""
+    """A freshly initialised model (initialised from torch's global RNG: seed it first).
+
+    The default flat VAE is :class:`KmerVAE`; configs using the model family's keys
+    (branches, heads, per-group losses, extra inputs) build :class:`kmervae.family.FamilyVAE`.
+    """
+    from .family_config import is_family
+
+    if is_family(config):
+        from .family import FamilyVAE
+
+        return FamilyVAE(config)
     return KmerVAE(config)
 
 

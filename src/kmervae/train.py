@@ -16,6 +16,13 @@ Outputs in ``out_dir`` (rank 0 writes, every file atomically): ``config.yaml``,
 ``checkpoint.pt`` (full state after every epoch, ``torch.load(weights_only=True)``),
 ``best.safetensors``, ``final.safetensors``, ``history.tsv`` (one row per epoch ever
 trained), ``train.log`` (appended) and ``curves.png``/``.pdf``.
+
+Family models (issue 6) train with their configured per-output losses and add their
+diagnostics to each epoch's row (per output ``mse_``/``bce_``; gated heads ``gate_acc_``,
+``gate_base_``, ``present_``, ``mse_present_``, ``mse_absent_``). With
+``training.eval_train_rows`` > 0 every model also reports ``train_eval_loss``: the loss of
+a fixed training subset recomputed in eval mode, beside ``val_loss`` (a gap between
+``train_loss`` and ``train_eval_loss`` is BatchNorm's train/eval difference, not overfitting).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from .atomic import atomic_path
 from .config import config_hash, dump, validate
 from .data import DatasetBatches
 from .errors import KmervaeError
+from .family_config import setting
+from .losses import finish_metrics
 from .model import KmerVAE, build_model, group_squared_error, save_weights, vae_loss
 from .progress import progress
 
@@ -147,6 +156,20 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def _inputs(model, batch: torch.Tensor, transformed: bool, device) -> torch.Tensor:
+    """Model input of a batch: already transformed (float16 in-memory copy) or transformed here."""
+    batch = batch.to(device, non_blocking=True)
+    return batch.float() if transformed else model.transform(batch)
+
+
+def _loss(model, x, recon, mean, log_var, beta: float):
+    """(batch-mean loss, per-row reconstruction term, per-row KL): the family's configured
+    losses, or :func:`vae_loss` for the flat VAE."""
+    if hasattr(model, "loss_fn"):
+        return model.loss(x, recon, mean, log_var, beta)
+    return vae_loss(x, recon, mean, log_var, beta)
+
+
 def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist):
     """One pass over the training split; returns summed (loss, squared error, KL, rows) over all ranks."""
     beta = beta_at(config, epoch)
@@ -165,10 +188,10 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
             n = len(batch)
             noise = torch.randn((n, model.latent_dim), generator=noise_gen)
             lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
-            x = model.transform(batch[lo:hi].to(device, non_blocking=True))
+            x = _inputs(model, batch[lo:hi], data.train_transformed, device)
             with _autocast(device, precision):
                 recon, mean, log_var = net(x, noise=noise[lo:hi].to(device, non_blocking=True))
-            loss, sq_err, kl = vae_loss(x, recon, mean, log_var, beta)
+            loss, sq_err, kl = _loss(model, x, recon, mean, log_var, beta)
             finite = torch.isfinite(loss).to(torch.float64)
             if world.active:  # every rank must stop together
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
@@ -203,29 +226,42 @@ class _NonFinite(Exception):
 
 
 @torch.no_grad()
-def evaluate(model: KmerVAE, data: DatasetBatches, beta: float, device, world: _Dist) -> dict:
+def evaluate(
+    model: KmerVAE, data: DatasetBatches, beta: float, device, world: _Dist, batches=None, transformed=False
+) -> dict:
     """Loss, KL and MSE (overall and per group) on the whole validation split, eval mode, fp32.
 
-    Batches are dealt round-robin to the ranks and the sums all-reduced.
+    Batches are dealt round-robin to the ranks and the sums all-reduced. ``batches``
+    (model inputs when ``transformed``) replaces the validation split, e.g. a training subset.
+    Family models add their per-output diagnostics (:meth:`kmervae.losses.FamilyLoss.metric_sums`).
     """
     model.eval()
-    groups = model.input_layout.groups
+    family = hasattr(model, "metric_sums")
+    groups = () if family else model.input_layout.groups
     sums = torch.zeros(4 + len(groups), dtype=torch.float64, device=device)
-    for i, batch in enumerate(data.validation_batches()):
+    names = model.loss_fn.metric_names() if family else []
+    metrics = torch.zeros(len(names), 2, dtype=torch.float64, device=device)
+    for i, batch in enumerate(data.validation_batches() if batches is None else batches):
         if i % world.world != world.rank:
             continue
-        x = model.transform(batch.to(device))
+        x = _inputs(model, batch, transformed, device)
         recon, mean, log_var = model(x)
-        _, sq_err, kl = vae_loss(x, recon, mean, log_var, beta)
+        _, sq_err, kl = _loss(model, x, recon, mean, log_var, beta)
         sums[:4] += torch.stack(
             [(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(len(x))]
         ).double()
-        sums[4:] += group_squared_error(x, recon, model.input_layout).double()
+        if family:
+            batch_sums = model.metric_sums(x, recon)
+            metrics += torch.stack([batch_sums[k] for k in names]).to(device)
+        else:
+            sums[4:] += group_squared_error(x, recon, model.input_layout).double()
     s = world.sum(sums).cpu().numpy()
     n = s[3]
     out = {"val_loss": s[0] / n, "kl": s[2] / n, "mse": s[1] / n / model.input_width}
     for g, value in zip(groups, s[4:]):
         out[f"mse_{g.name}"] = value / n / g.width
+    if family:
+        out.update(finish_metrics(dict(zip(names, world.sum(metrics).cpu()))))
     return out
 
 
@@ -301,7 +337,7 @@ HISTORY_TAIL = ["lr", "beta", "warmup", "epoch_seconds", "samples_per_s", "best"
 def write_history(path: Path, history: list[dict]) -> None:
     if not history:
         return
-    groups = [k for k in history[0] if k.startswith("mse_")]
+    groups = [k for k in history[0] if k not in HISTORY_FIXED and k not in HISTORY_TAIL]
     columns = HISTORY_FIXED + groups + HISTORY_TAIL
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
@@ -328,10 +364,23 @@ def plot_curves(out_dir: Path, history: list[dict], config: dict) -> None:
     fig, axes = figure(2, 3, figsize=(15, 8))
     axes = axes.ravel()
     panels = [
-        ("loss", [("train_loss", "train"), ("val_loss", "validation")], True),
+        (
+            "loss",
+            [("train_loss", "train"), ("val_loss", "validation")]
+            + ([("train_eval_loss", "train (eval mode)")] if "train_eval_loss" in history[0] else []),
+            True,
+        ),
         ("KL (per row)", [("train_kl", "train"), ("kl", "validation")], True),
         ("reconstruction MSE", [("train_mse", "train"), ("mse", "validation")], True),
-        ("validation MSE per k group", [(k, k[4:]) for k in history[0] if k.startswith("mse_")], True),
+        (
+            "validation MSE per k group",
+            [
+                (k, k[4:])
+                for k in history[0]
+                if k.startswith("mse_") and not k.startswith(("mse_present_", "mse_absent_"))
+            ],
+            True,
+        ),
         ("learning rate", [("lr", "lr")], True),
         ("β", [("beta", "β")], False),
     ]
@@ -415,9 +464,12 @@ def train(
 
 def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop_after_epoch) -> Path:
     t = config["training"]
+    torch.manual_seed(t["seed"])
+    model = build_model(config).to(dev)
+    float16 = setting(config, "training.float16_inputs")
     data = DatasetBatches(
         data_path,
-        tuple(config["input"]["ks"]),
+        tuple(model.input_ks),
         t["batch_size"],
         t["seed"],
         t["in_memory_budget_bytes"],
@@ -425,9 +477,11 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
         t["train_split"],
         t["validation_split"],
         t["eval_batch_size"],
+        lengths=getattr(model, "reads_length", False),
+        transform=model.transform if float16 else None,
+        transformed_width=model.input_width,
     )
-    torch.manual_seed(t["seed"])
-    model = build_model(config).to(dev)
+    eval_train_rows = setting(config, "training.eval_train_rows")
     # fused Adam: one kernel over all parameters, ~5x faster than the foreach version on CPU
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"], eps=t["adam_eps"], fused=True)
     scheduler = make_plateau(optimizer, config) if t["schedule"] == "plateau" else None
@@ -495,6 +549,14 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
         train_seconds = time.perf_counter() - began
         beta = beta_at(config, epoch)
         val = evaluate(model, data, beta, dev, world)
+        if eval_train_rows:
+            subset = data.train_subset_batches(eval_train_rows)
+            val = {
+                **val,
+                "train_eval_loss": evaluate(model, data, beta, dev, world, subset, data.train_transformed)[
+                    "val_loss"
+                ],
+            }
         if not math.isfinite(val["val_loss"]):
             raise KmervaeError(
                 f"{data_path}: the validation loss became {val['val_loss']} at epoch {epoch + 1}; "
