@@ -151,6 +151,9 @@ def test_chunking_threads_and_gzip_do_not_change_the_store(tmp_path):
         assert list(store.ids()) == [r for r, _ in records]
         np.testing.assert_array_equal(store.rows(), expected)
     assert [s["records"] for s in two.attrs["sources"]] == [15, 8]
+    for array in ("counts", "id", "length"):  # the same files, byte for byte, whatever the threads
+        files = sorted(p.relative_to(one.path) for p in (one.path / array).rglob("*") if p.is_file())
+        assert files and all((one.path / f).read_bytes() == (two.path / f).read_bytes() for f in files)
     parts = list(count_chunks([plain, packed], layout, threads=2, chunk_records=6))
     assert [len(ids) for ids, _, _ in parts] == [6, 6, 3, 6, 2]  # chunks never span two files
     np.testing.assert_array_equal(np.concatenate([c for _, _, c in parts]), expected)

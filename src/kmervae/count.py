@@ -391,7 +391,6 @@ def count_fasta(
         StoreWriter(
             out, layout, chunk_rows=chunk_rows, attrs={"sample": sample}, compressors=FAST_COMPRESSOR
         ) as writer,
-        _compression_threads(threads),
         _StoreChunks(writer, layout, threads) as store_chunks,
         progress(f"count {sample}", unit="bp") as bar,
     ):
@@ -430,7 +429,8 @@ class _StoreChunks:
     previous store chunk (blosc releases the GIL), so the wall time tends to the slowest
     stage rather than the sum. At most two FASTA chunks wait to be counted and three
     matrices exist. Rows keep input order and each is counted by one thread, so the
-    output does not depend on ``threads``.
+    output does not depend on ``threads``; blosc compresses with one thread (with more
+    it orders its blocks by completion), so the store's files are the same bytes too.
     """
 
     def __init__(self, writer: StoreWriter, layout: Layout, threads: int):
@@ -529,22 +529,3 @@ def _source_entries(paths: list[Path], background: bool):
         finally:
             for f in futures:
                 f.cancel()
-
-
-@contextlib.contextmanager
-def _compression_threads(threads: int):
-    """Let blosc use ``threads`` threads per chunk (numcodecs only does so from the main
-    thread, and zarr turns it off; chunks are compressed in the writer thread)."""
-    if threads <= 1:
-        yield
-        return
-    from numcodecs import blosc
-
-    previous_use, previous_n = blosc.use_threads, blosc.get_nthreads()
-    blosc.use_threads = True
-    blosc.set_nthreads(threads)
-    try:
-        yield
-    finally:
-        blosc.use_threads = previous_use
-        blosc.set_nthreads(previous_n)
