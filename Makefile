@@ -6,15 +6,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= 2
+# The CPU build of torch, pinned and installed first: an open range would pull a multi-GB
+# CUDA build. On a GPU machine: make TORCH="torch==2.13.0 --index-url <your CUDA wheel index>".
+TORCH ?= torch==2.13.0
 
 .PHONY: all install demo test test-fast lint clean bench slurm-deps
 
 all: test
 
-# The CPU build of torch is installed first and pinned: an open range would pull a CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
 	touch $@
 
