@@ -337,3 +337,36 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(dataset, 
         for key in ("train_loss", "val_loss", "kl", "mse"):
             assert r2[key] == pytest.approx(r1[key], rel=1e-4), key
     assert "2 rank(s)" in (tmp_path / "two/train.log").read_text()
+
+
+def test_work_dir_training_resumes_after_an_interruption_and_publishes_whole(dataset, tmp_path, monkeypatch):
+    """The workflow's way: a killed job's work directory survives, the rerun continues it."""
+    import kmervae.train as train_module
+    from kmervae.train import train_in_work_dir
+
+    path, _, _ = dataset
+    config = tiny_config()
+    train(config, path, tmp_path / "straight", device="cpu", threads=1)
+    work_root = tmp_path / "work"
+
+    def killed_after_epoch_2(*args, **kwargs):
+        train(*args, **kwargs, stop_after_epoch=2)
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train", killed_after_epoch_2)
+        with pytest.raises(RuntimeError, match="killed"):
+            train_in_work_dir(config, path, tmp_path / "out", work_root, device="cpu", threads=1)
+    assert not (tmp_path / "out").exists()
+    (partial,) = list(work_root.iterdir())
+    assert len((partial / "history.tsv").read_text().splitlines()) == 1 + 2
+    train_in_work_dir(config, path, tmp_path / "out", work_root, device="cpu", threads=1)
+    assert not work_root.exists()
+    assert_same_weights(tmp_path / "out" / "final.safetensors", tmp_path / "straight" / "final.safetensors")
+    assert_same_weights(tmp_path / "out" / "best.safetensors", tmp_path / "straight" / "best.safetensors")
+    history = (tmp_path / "out" / "history.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in history[1:]] == ["1", "2", "3", "4"]
+    # a different config does not resume that work: it trains afresh in its own directory
+    other = tiny_config("training.lr=0.001")
+    train_in_work_dir(other, path, tmp_path / "out2", work_root, device="cpu", threads=1)
+    assert len((tmp_path / "out2" / "history.tsv").read_text().splitlines()) == 1 + 4

@@ -617,3 +617,37 @@ def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop
             )
     world.barrier()
     return out_dir
+
+
+def train_in_work_dir(
+    config: dict,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    device: str = "auto",
+    threads: int | None = None,
+) -> Path:
+    """Train in a directory under ``work_dir`` (resuming its checkpoint), then move it to ``out_dir``.
+
+    For workflow managers that delete an unfinished output before redoing a job
+    (Snakemake does, even with ``--rerun-incomplete``): the work directory survives an
+    interruption, so the next attempt continues after the last finished epoch instead of
+    at epoch 1. It is named by the config hash and the dataset's metadata (its
+    ``zarr.json``: sources, provenance, n), so a changed config or dataset starts afresh
+    rather than resuming another run's checkpoint.
+    """
+    import hashlib
+
+    from .atomic import publish
+
+    data_meta = Path(data_path) / "zarr.json"
+    if not data_meta.is_file():
+        raise KmervaeError(f"{data_path}: not a dataset store (no zarr.json)")
+    key = hashlib.sha256(config_hash(config).encode() + data_meta.read_bytes()).hexdigest()[:16]
+    work = Path(work_dir) / key
+    train(config, data_path, work, resume=True, device=device, threads=threads)
+    if int(os.environ.get("RANK", "0")) == 0:
+        publish(work, out_dir)
+        with contextlib.suppress(OSError):
+            Path(work_dir).rmdir()  # only when no other run's work is left there
+    return Path(out_dir)

@@ -25,6 +25,7 @@ rule train:
         runtime=24 * 60,
         gpu=config["training"]["gpus"],
     params:
+        work_dir=lambda wc: f"results/.training/{wc.run}",
         device=config["training"]["device"],
         overrides=config["training"]["set"],
     script:

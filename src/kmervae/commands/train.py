@@ -13,6 +13,12 @@ def add_arguments(parser) -> None:
         "--resume", action="store_true", help="continue from MODEL_DIR/checkpoint.pt if present"
     )
     parser.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="train in DIR (resuming its checkpoint after an interruption) and move the result to "
+        "MODEL_DIR when finished; for workflow managers that delete unfinished outputs",
+    )
+    parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: CUDA if present"
     )
     parser.add_argument(
@@ -30,8 +36,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from kmervae import config
-    from kmervae.train import train
+    from kmervae.train import train, train_in_work_dir
 
     cfg = config.load(args.config, args.overrides)
-    train(cfg, args.data, args.output, resume=args.resume, device=args.device, threads=args.threads)
+    if args.work_dir:
+        train_in_work_dir(cfg, args.data, args.output, args.work_dir, device=args.device, threads=args.threads)
+    else:
+        train(cfg, args.data, args.output, resume=args.resume, device=args.device, threads=args.threads)
     return 0
