@@ -356,7 +356,7 @@ def compare_runs(
     plot_heatmap(long, base, cmap)
     written["heatmap"] = base.with_suffix(".png")
     plot_length_sweep(length_sweep(long, length_sweep_testsets), figures_dir / "length_sweep")
-    plot_curves(histories, "val_loss", figures_dir / "loss_curves")
+    plot_curves(histories, "val_loss", figures_dir / "loss_curves", log_y=True)  # early epochs are orders larger
     plot_curves(histories, "lr", figures_dir / "lr_curves", log_y=True)
     plot_mse_bars({run: best_epoch_mse(h) for run, h in histories.items()}, figures_dir / "mse_by_kmer")
     plot_grand(grand, figures_dir / "grand_comparison")
