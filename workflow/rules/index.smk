@@ -6,6 +6,8 @@ rule index:
         embeddings="results/embeddings/{run}/{testset}.zarr",
     output:
         index="results/index/{run}/{testset}.faiss",
+        ids="results/index/{run}/{testset}.faiss.ids.tsv",
+        meta="results/index/{run}/{testset}.faiss.json",
     log:
         log_path("index", "{run}/{testset}"),
     benchmark:
