@@ -58,10 +58,12 @@ def load_config(name: str) -> dict:
     return yaml.safe_load((REPO / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "paper.yaml"])
-def test_shipped_configs_validate(name):
+@pytest.mark.parametrize(
+    "name, groups", [("config.yaml", "7..1"), ("test.yaml", "6..1"), ("paper.yaml", "6..1")]
+)
+def test_shipped_configs_validate(name, groups):
     config = validate_config(load_config(name), SCHEMAS / "config.schema.yaml")
-    assert config["seed"] == 42 and config["kmers"]["groups"] == "6..1"
+    assert config["seed"] == 42 and config["kmers"]["groups"] == groups
 
 
 def test_bad_config_names_the_key():
@@ -101,9 +103,20 @@ def test_plan_cross_checks_samples_and_models(tmp_path):
     config = validate_config(load_config("config.yaml"), SCHEMAS / "config.schema.yaml")
     samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
     the_plan = plan(config, samples, REPO / "config" / "models")
-    n_runs = len(config["datasets"]) * len(config["thresholds"]) * len(config["models"])
-    assert len(the_plan.runs) == n_runs and len(set(the_plan.run_names)) == n_runs
+    # the runs are the union of the blocks, each block the product of its lists
+    expected = {
+        (d, t, m)
+        for block in config["runs"]
+        for d in block["datasets"]
+        for t in block["thresholds"]
+        for m in block["models"]
+    }
+    assert set(the_plan.runs) == expected and len(the_plan.runs) == len(set(the_plan.run_names)) == 8
     assert len(the_plan.testsets) == len(config["datasets"]) * len(config["thresholds"])
+    config["kmers"]["groups"] = "6..1"
+    with pytest.raises(KmervaeError, match=r"key 'models\.3': model 'branched7_balanced' reads 7-mers but kmers"):
+        plan(config, samples, REPO / "config" / "models")
+    config["kmers"]["groups"] = "7..1"
     config["datasets"]["ALL"]["samples"].append("marine")
     with pytest.raises(KmervaeError, match=r"key 'datasets\.ALL\.samples\.2': sample 'marine' is not in"):
         plan(config, samples, REPO / "config" / "models")

@@ -59,6 +59,12 @@ def setting(config: dict, dotted: str):
     return config[section].get(key, copy.deepcopy(OPTIONAL_DEFAULTS[dotted]))
 
 
+def read_ks(config: dict) -> tuple[int, ...]:
+    """The k-mer groups a model reads from a store: its input groups, plus the 1-mers for GC."""
+    ks = tuple(int(k) for k in config["input"]["ks"])
+    return ks + ((1,) if "gc" in config["input"]["extra"] and 1 not in ks else ())
+
+
 def is_family(config: dict) -> bool:
     """True when the config needs the family model rather than the default flat KmerVAE."""
     return (

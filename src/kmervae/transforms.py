@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .family_config import setting
+from .family_config import read_ks, setting
 from .kmers import Layout, frequencies, gc_fraction, group_width
 from .model import INPUT_TRANSFORMS
 
@@ -71,8 +71,7 @@ class InputSpec:
         self.transforms = {g.name: per_group.get(g.name, inp["transform"]) for g in self.layout.groups}
         self.log_offset = float(setting(config, "input.log_offset"))
         self.gc_transform = setting(config, "input.gc_transform")
-        # GC needs the 1-mer counts even when the model does not read the 1-mer group
-        self.read_ks = self.ks + ((1,) if "gc" in self.extra and 1 not in self.ks else ())
+        self.read_ks = read_ks(config)
         self.read_layout = Layout(self.read_ks)
         self.reads_length = "log_length" in self.extra
         self.read_width = self.read_layout.width + int(self.reads_length)

@@ -18,7 +18,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import config as model_config
 from .errors import KmervaeError
+from .family_config import read_ks
+from .kmers import Layout
 
 SAMPLE_COLUMNS = ("sample", "fasta", "npy", "ids", "group", "chop", "labels")
 TRUE_WORDS = {"true", "yes", "1"}
@@ -217,6 +220,15 @@ def parse_testset(name: str) -> TestSet:
     return TestSet(name, m["dataset"], int(m["threshold"]))
 
 
+def override_assignments(overrides: dict) -> list[str]:
+    """``{"training.epochs": 3}`` -> ``["training.epochs=3"]``, sorted, as ``kmervae train --set`` takes them."""
+    out = []
+    for key in sorted(overrides):
+        value = overrides[key]
+        out.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return out
+
+
 def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike = "config/models") -> Plan:
     """Cross-check the config against the samples and model files and list runs and test sets."""
     source = config.get("_source", "config")
@@ -237,10 +249,17 @@ def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike
         fractions = spec.get("fractions", [0.9, 0.1, 0.0])
         if abs(sum(fractions) - 1.0) > 1e-6:
             raise KmervaeError(f"{source}: key 'datasets.{name}.fractions': {fractions} do not add up to 1")
+    counted = Layout.parse(config["kmers"]["groups"]).ks
+    overrides = override_assignments(config.get("training", {}).get("set") or {})
     for i, model in enumerate(config["models"]):
-        if not (Path(models_dir) / f"{model}.yaml").exists():
+        path = Path(models_dir) / f"{model}.yaml"
+        if not path.exists():
+            raise KmervaeError(f"{source}: key 'models.{i}': no model config {path}")
+        missing = [k for k in read_ks(model_config.load(path, overrides)) if k not in counted]
+        if missing:
             raise KmervaeError(
-                f"{source}: key 'models.{i}': no model config {Path(models_dir) / f'{model}.yaml'}"
+                f"{source}: key 'models.{i}': model {model!r} reads {', '.join(f'{k}-mers' for k in missing)} "
+                f"but kmers.groups is {config['kmers']['groups']!r} (count them, e.g. kmers.groups: \"7..1\")"
             )
 
     known = {"datasets": list(datasets), "thresholds": list(config["thresholds"]), "models": list(config["models"])}

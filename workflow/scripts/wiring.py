@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 
+from kmervae.workflow_config import override_assignments
+
 
 def redirect_to_log(path: str) -> None:
     """Point stdout, stderr (also of native code) and logging at the log file."""
@@ -54,10 +56,4 @@ def run_kmervae_torchrun(snakemake, argv: list, processes: int) -> None:
 
 def set_options(overrides: dict) -> list[str]:
     """``{"training.epochs": 3}`` -> ``["--set", "training.epochs=3"]`` (sorted, so the command is stable)."""
-    out: list[str] = []
-    for key in sorted(overrides):
-        value = overrides[key]
-        if isinstance(value, bool):
-            value = str(value).lower()
-        out += ["--set", f"{key}={value}"]
-    return out
+    return [part for assignment in override_assignments(overrides) for part in ("--set", assignment)]
