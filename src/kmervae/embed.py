@@ -22,14 +22,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from . import __version__
-from .atomic import _remove, publish, temporary_sibling
 from .errors import KmervaeError
 from .kmers import Layout
 from .progress import progress
-from .store import DEFAULT_CHUNK_ROWS, OPTIONAL_ARRAYS, KmerStore, plain_str, source_entry
+from .store import (
+    DEFAULT_CHUNK_ROWS,
+    OPTIONAL_ARRAYS,
+    AtomicGroupWriter,
+    KmerStore,
+    open_group,
+    plain_str,
+    source_entry,
+)
 
 FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
@@ -47,7 +53,7 @@ INPUT_ATTR_KEYS = (
 )
 
 
-class EmbeddingsWriter:
+class EmbeddingsWriter(AtomicGroupWriter):
     """Append (ids, lengths, z_mean) chunk by chunk; ``commit`` publishes the store atomically."""
 
     def __init__(
@@ -58,21 +64,18 @@ class EmbeddingsWriter:
         extra: tuple[str, ...] = (),
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ):
-        self.path = Path(path)
-        self.extra = tuple(extra)
-        self.latent_dim = int(latent_dim)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temporary_sibling(self.path)
-        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
-        self.group.attrs.update(
+        super().__init__(
+            path,
             {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
-                "latent_dim": self.latent_dim,
+                "latent_dim": int(latent_dim),
                 "tool_version": __version__,
                 **(attrs or {}),
-            }
+            },
         )
+        self.extra = tuple(extra)
+        self.latent_dim = int(latent_dim)
         c = int(chunk_rows)
         self.arrays = {
             "id": self.group.create_array("id", shape=(0,), dtype=str, chunks=(c,)),
@@ -85,8 +88,6 @@ class EmbeddingsWriter:
             self.arrays[name] = self.group.create_array(
                 name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,)
             )
-        self.n = 0
-        self._committed = False
 
     def append(self, ids, lengths, z_mean, **extra) -> None:
         ids = plain_str(ids)
@@ -104,37 +105,13 @@ class EmbeddingsWriter:
             self.arrays[name].append(plain_str(values) if kind is str else np.asarray(values, dtype=kind))
         self.n += len(ids)
 
-    def commit(self) -> Path:
-        self.group.attrs["n"] = self.n
-        publish(self.tmp, self.path)
-        self._committed = True
-        return self.path
-
-    def abort(self) -> None:
-        if not self._committed:
-            _remove(self.tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
 
 class Embeddings:
     """Read access to an embeddings store by row ranges (bounded memory)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if not self.path.exists():
-            raise KmervaeError(f"{self.path}: no such embeddings store")
-        try:
-            self.group = zarr.open_group(str(self.path), mode="r")
-        except Exception as exc:
-            raise KmervaeError(f"{self.path}: not a zarr store ({exc})") from None
+        self.group = open_group(self.path, "embeddings store")
         self.attrs = dict(self.group.attrs)
         if self.attrs.get("format") != FORMAT:
             raise KmervaeError(

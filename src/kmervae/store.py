@@ -110,12 +110,59 @@ def source_entry(path: str | os.PathLike, records: int | None = None) -> dict:
     return entry
 
 
-class StoreWriter:
-    """Append rows chunk by chunk, then :meth:`commit` to publish the store atomically.
+def open_group(path: str | os.PathLike, what: str) -> zarr.Group:
+    """Open a finished zarr group read-only; a missing or non-zarr path is one clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise KmervaeError(f"{path}: no such {what}")
+    try:
+        return zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for "not a group"
+        raise KmervaeError(f"{path}: not a zarr store ({exc})") from None
+
+
+class AtomicGroupWriter:
+    """A zarr v3 group written under a temporary sibling path and published whole by :meth:`commit`.
 
     Use as a context manager: leaving the block with an exception removes the partial
-    store, leaving it normally commits.
+    group, leaving it normally commits. Subclasses create their arrays and count ``n``.
     """
+
+    def __init__(self, path: str | os.PathLike, attrs: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temporary_sibling(self.path)
+        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        self.group.attrs.update(attrs)
+        self.n = 0
+        self._committed = False
+
+    def _before_commit(self) -> None:
+        """Hook: finish the arrays before the group is published."""
+
+    def commit(self) -> Path:
+        self._before_commit()
+        self.group.attrs["n"] = self.n
+        publish(self.tmp, self.path)
+        self._committed = True
+        return self.path
+
+    def abort(self) -> None:
+        if not self._committed:
+            _remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class StoreWriter(AtomicGroupWriter):
+    """Append rows chunk by chunk, then :meth:`commit` to publish the store atomically."""
 
     def __init__(
         self,
@@ -134,15 +181,8 @@ class StoreWriter:
         unknown = set(extra) - set(OPTIONAL_ARRAYS)
         if unknown:
             raise ValueError(f"unknown optional arrays {sorted(unknown)}")
-        self.path = Path(path)
-        self.layout = layout
-        self.matrix = matrix
-        self.chunk_rows = int(chunk_rows)
-        self.extra = tuple(extra)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temporary_sibling(self.path)
-        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
-        self.group.attrs.update(
+        super().__init__(
+            path,
             {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -150,8 +190,12 @@ class StoreWriter:
                 "groups": layout.to_attrs(),
                 "tool_version": __version__,
                 **(attrs or {}),
-            }
+            },
         )
+        self.layout = layout
+        self.matrix = matrix
+        self.chunk_rows = int(chunk_rows)
+        self.extra = tuple(extra)
         c = self.chunk_rows
         self.arrays = {
             "id": self.group.create_array("id", shape=(0,), dtype=str, chunks=(c,)),
@@ -172,8 +216,6 @@ class StoreWriter:
                 name, shape=(0,), dtype=OPTIONAL_ARRAYS[name], chunks=(c,)
             )
         self._encoders = {name: _direct_chunk_encoder(array) for name, array in self.arrays.items()}
-        self.n = 0
-        self._committed = False
 
     def append(self, ids, lengths, matrix, **extra) -> None:
         """Append rows. Appending whole multiples of ``chunk_rows`` is fastest."""
@@ -237,27 +279,11 @@ class StoreWriter:
     def update_attrs(self, **attrs) -> None:
         self.group.attrs.update(attrs)
 
-    def commit(self) -> Path:
+    def _before_commit(self) -> None:
+        # the direct chunk writer leaves the shapes to be set once, here
         for array in self.arrays.values():
             if array.shape[0] != self.n:
                 array.resize((self.n, *array.shape[1:]))
-        self.group.attrs["n"] = self.n
-        publish(self.tmp, self.path)
-        self._committed = True
-        return self.path
-
-    def abort(self) -> None:
-        if not self._committed:
-            _remove(self.tmp)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 class KmerStore:
@@ -265,12 +291,7 @@ class KmerStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if not self.path.exists():
-            raise KmervaeError(f"{self.path}: no such k-mer store")
-        try:
-            self.group = zarr.open_group(str(self.path), mode="r")
-        except Exception as exc:  # zarr raises several types for "not a group"
-            raise KmervaeError(f"{self.path}: not a zarr store ({exc})") from None
+        self.group = open_group(self.path, "k-mer store")
         attrs = dict(self.group.attrs)
         if attrs.get("format") != FORMAT:
             raise KmervaeError(f"{self.path}: not a kmervae k-mer store (format {attrs.get('format')!r})")
