@@ -27,6 +27,7 @@ from .family_config import output_names
 from .heads import EmbeddingHead, output_bias
 from .kmers import Layout
 from .losses import FamilyLoss
+from .model import require_groups, sample_z
 
 
 class FamilyVAE(nn.Module):
@@ -89,13 +90,7 @@ class FamilyVAE(nn.Module):
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None):
         """({output name: reconstruction}, z_mean, z_log_var); samples z only in training mode."""
         mean, log_var = self.encode(x)
-        if self.training:
-            if noise is None:
-                noise = torch.randn_like(mean)
-            z = mean + torch.exp(0.5 * log_var) * noise.to(mean.dtype)
-        else:
-            z = mean
-        return self.decoder(z), mean, log_var
+        return self.decoder(sample_z(mean, log_var, self.training, noise)), mean, log_var
 
     def loss(self, x, outputs, mean, log_var, beta: float):
         """(batch-mean loss, per-row reconstruction term, per-row KL)."""
@@ -109,12 +104,7 @@ class FamilyVAE(nn.Module):
 
     def read_block(self, matrix, layout: Layout, lengths=None) -> np.ndarray:
         """The store rows (any layout holding ``input_ks``) as this model's read block."""
-        missing = [k for k in self.input_ks if k not in layout.ks]
-        if missing:
-            raise KmervaeError(
-                f"the model reads {Layout(self.input_ks).describe()} but the data lacks "
-                f"{', '.join(f'{k}-mers' for k in missing)} (it holds {layout.describe()})"
-            )
+        require_groups(self.input_ks, layout)
         block = np.asarray(matrix)
         if tuple(layout.ks) != self.input_ks:
             block = block[:, layout.columns_for(self.input_ks)]

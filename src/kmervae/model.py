@@ -31,6 +31,29 @@ from .errors import KmervaeError
 from .kmers import Layout, counts_to_clr, frequencies
 
 
+def require_groups(input_ks: tuple[int, ...], layout: Layout) -> None:
+    """One clear error when data in ``layout`` lacks a k-mer group the model reads."""
+    missing = [k for k in input_ks if k not in layout.ks]
+    if missing:
+        raise KmervaeError(
+            f"the model reads {Layout(input_ks).describe()} but the data lacks "
+            f"{', '.join(f'{k}-mers' for k in missing)} (it holds {layout.describe()})"
+        )
+
+
+def sample_z(mean: torch.Tensor, log_var: torch.Tensor, training: bool, noise: torch.Tensor | None = None):
+    """The reparameterised sample in training, ``z_mean`` itself otherwise (embeddings are deterministic).
+
+    ``noise`` (standard normal, shape of z) may be passed so that data-parallel ranks use
+    slices of one global draw and match a single process exactly.
+    """
+    if not training:
+        return mean
+    if noise is None:
+        noise = torch.randn_like(mean)
+    return mean + torch.exp(0.5 * log_var) * noise.to(mean.dtype)
+
+
 #: per-group input transforms (counts or frequencies of one group → model input columns)
 INPUT_TRANSFORMS = {"clr": counts_to_clr, "freq": frequencies}
 
@@ -154,13 +177,7 @@ class KmerVAE(nn.Module):
         use slices of one global draw and match a single process exactly.
         """
         mean, log_var = self.encode(x)
-        if self.training:
-            if noise is None:
-                noise = torch.randn_like(mean)
-            z = mean + torch.exp(0.5 * log_var) * noise.to(mean.dtype)
-        else:
-            z = mean
-        return self.decoder(z), mean, log_var
+        return self.decoder(sample_z(mean, log_var, self.training, noise)), mean, log_var
 
     @torch.no_grad()
     def embed(self, matrix, layout: Layout, lengths=None, batch_size: int = 4096) -> np.ndarray:
@@ -169,12 +186,7 @@ class KmerVAE(nn.Module):
         Selects the model's groups itself; ``lengths`` is used by the family models that
         read length (:class:`kmervae.family.FamilyVAE`). Deterministic: eval mode, no sampling.
         """
-        missing = [k for k in self.input_ks if k not in layout.ks]
-        if missing:
-            raise KmervaeError(
-                f"the model reads {Layout(self.input_ks).describe()} but the data lacks "
-                f"{', '.join(f'{k}-mers' for k in missing)} (it holds {layout.describe()})"
-            )
+        require_groups(self.input_ks, layout)
         columns = (
             None if tuple(layout.ks) == self.input_ks else torch.from_numpy(layout.columns_for(self.input_ks))
         )
