@@ -53,17 +53,7 @@ LINE = 80
 def genome_records(genomes: Path):
     """(name, sequence bytes) of every record of the shared .fa.gz genomes."""
     for path in sorted(genomes.glob("*.fa.gz")):
-        name, parts = None, []
-        with gzip.open(path, "rb") as fh:
-            for line in fh:
-                if line.startswith(b">"):
-                    if name is not None:
-                        yield name, b"".join(parts)
-                    name, parts = line[1:].split()[0].decode(), []
-                else:
-                    parts.append(line.strip())
-        if name is not None:
-            yield name, b"".join(parts)
+        yield from simple_fasta(path)
 
 
 def write_contigs(out, records, size: int, tag: str) -> tuple[int, int]:
@@ -172,7 +162,7 @@ def numpy_counts(seq: bytes, layout, lut, fold) -> "np.ndarray":  # noqa: F821
 def simple_fasta(path: Path):
     """Line-by-line FASTA parser (what the previous tool used, like Biopython's)."""
     name, parts = None, []
-    with open(path, "rb") as fh:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
         for line in fh:
             if line.startswith(b">"):
                 if name is not None:

@@ -14,6 +14,8 @@ from kmervae.count import MARGINAL_FROM_BASES, count_buffer, count_chunks, count
 from kmervae.kmers import Layout, canonical_kmers
 from kmervae.store import KmerStore
 
+from fasta_oracle import naive_parse
+
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
 LAYOUTS = [
     Layout(),
@@ -39,15 +41,6 @@ def brute_force_counts(seq: str, layout: Layout) -> list[int]:
     return row
 
 
-def naive_records(text: str):
-    records = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(">"):
-            records.append([line[1:].split()[0], ""])
-        elif line and not line.startswith((";", "#")):
-            records[-1][1] += line
-    return records
 
 
 # runs of ACGT broken by N runs, IUPAC codes, gaps; mixed case; lengths below and above k
@@ -115,7 +108,7 @@ def test_count_fasta_store_matches_brute_force(tmp_path, test_data):
     source = test_data / "edgecases_vamb_test.fna"
     out = count_fasta([source], tmp_path / "edge.zarr", chunk_rows=4)
     store = KmerStore(out)
-    records = naive_records(source.read_text())
+    records = naive_parse(source.read_text())
     assert list(store.ids()) == [r[0] for r in records]
     np.testing.assert_array_equal(store.lengths(), [len(r[1]) for r in records])
     np.testing.assert_array_equal(store.rows(), [brute_force_counts(r[1], Layout()) for r in records])
@@ -167,7 +160,7 @@ def test_cli_count_with_seven_mers(tmp_path, test_data, capsys):
     )
     store = KmerStore(out)
     assert store.layout == Layout.parse("7..1") and store.attrs["sample"] == "lake"
-    records = naive_records(source.read_text())
+    records = naive_parse(source.read_text())
     np.testing.assert_array_equal(store.rows(), [brute_force_counts(r[1], store.layout) for r in records])
     assert "6 records" in capsys.readouterr().out
 

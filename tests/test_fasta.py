@@ -12,6 +12,8 @@ from kmervae import fasta
 from kmervae.errors import KmervaeError
 from kmervae.fasta import read_fasta_chunks
 
+from fasta_oracle import naive_parse
+
 
 def records_of(paths, **kw):
     """(id, sequence) pairs from the reader, flattened over chunks."""
@@ -24,16 +26,6 @@ def records_of(paths, **kw):
     return out
 
 
-def naive_parse(text: str):
-    """Line-by-line reference parser: the obvious reading of the FASTA rules."""
-    records = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(">"):
-            records.append([line[1:].split()[0], ""])
-        elif line and not line.startswith((";", "#")):
-            records[-1][1] += "".join(line.split())
-    return [tuple(r) for r in records]
 
 
 def test_vamb_edge_cases(test_data):
