@@ -27,7 +27,7 @@ from .family_config import output_names
 from .heads import EmbeddingHead, output_bias
 from .kmers import Layout
 from .losses import FamilyLoss
-from .model import require_groups, sample_z
+from .model import encode_in_batches, require_groups, sample_z
 
 
 class FamilyVAE(nn.Module):
@@ -120,18 +120,9 @@ class FamilyVAE(nn.Module):
     @torch.no_grad()
     def embed(self, matrix, layout: Layout, lengths=None, batch_size: int = 4096) -> np.ndarray:
         """z_mean (float32, n × latent) of counts or frequencies in ``layout`` (and ``lengths``)."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = np.empty((len(matrix), self.latent_dim), dtype=np.float32)
-        try:
-            for start in range(0, len(matrix), batch_size):
-                stop = start + batch_size
-                block = self.read_block(
-                    matrix[start:stop], layout, None if lengths is None else np.asarray(lengths)[start:stop]
-                )
-                mean, _ = self.encode(self.transform(torch.from_numpy(block).to(device)))
-                out[start : start + len(block)] = mean.float().cpu().numpy()
-        finally:
-            self.train(was_training)
-        return out
+
+        def rows(start: int, stop: int) -> torch.Tensor:
+            part = None if lengths is None else np.asarray(lengths)[start:stop]
+            return torch.from_numpy(self.read_block(matrix[start:stop], layout, part))
+
+        return encode_in_batches(self, len(matrix), rows, batch_size)

@@ -190,20 +190,29 @@ class KmerVAE(nn.Module):
         columns = (
             None if tuple(layout.ks) == self.input_ks else torch.from_numpy(layout.columns_for(self.input_ks))
         )
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = np.empty((len(matrix), self.latent_dim), dtype=np.float32)
-        try:
-            for start in range(0, len(matrix), batch_size):
-                block = torch.as_tensor(np.asarray(matrix[start : start + batch_size]))
-                if columns is not None:
-                    block = block[:, columns]
-                mean, _ = self.encode(self.transform(block.to(device)))
-                out[start : start + len(block)] = mean.float().cpu().numpy()
-        finally:
-            self.train(was_training)
-        return out
+
+        def rows(start: int, stop: int) -> torch.Tensor:
+            block = torch.as_tensor(np.asarray(matrix[start:stop]))
+            return block if columns is None else block[:, columns]
+
+        return encode_in_batches(self, len(matrix), rows, batch_size)
+
+
+@torch.no_grad()
+def encode_in_batches(model, n: int, rows, batch_size: int) -> np.ndarray:
+    """z_mean (float32, n × latent) in eval mode; ``rows(start, stop)`` gives a batch of the model's read block."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = np.empty((n, model.latent_dim), dtype=np.float32)
+    try:
+        for start in range(0, n, batch_size):
+            block = rows(start, start + batch_size)
+            mean, _ = model.encode(model.transform(block.to(device)))
+            out[start : start + len(block)] = mean.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
 
 
 def vae_loss(x: torch.Tensor, recon: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor, beta: float):
