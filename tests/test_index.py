@@ -158,3 +158,75 @@ def test_index_and_its_sidecars_must_agree(tmp_path):
     with pytest.raises(KmervaeError, match="rebuild the index"):
         LoadedIndex(tmp_path / "i.faiss")
     assert open_embeddings(tmp_path / "e.zarr").n == 20
+
+
+def _halve(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    "damage, file, problem",
+    [
+        (_halve, "i.faiss", "not a readable FAISS index, truncated or damaged (the file ends early)"),
+        (lambda p: p.write_bytes(b"garbage" * 40), "i.faiss", "not a readable FAISS index"),
+        (lambda p: p.unlink(), "i.faiss.ids.tsv", "missing"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00\x01" * 30), "i.faiss.ids.tsv", "not a text ID list"),
+        (lambda p: p.write_text("contig\nc000\n"), "i.faiss.ids.tsv", "line 1 should be the header 'id'"),
+        (_halve, "i.faiss.json", "not valid JSON"),
+        (lambda p: p.write_text("[1, 2]\n"), "i.faiss.json", "not the metadata of a kmervae index"),
+        (
+            lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "metric": "hamming"})),
+            "i.faiss.json",
+            "metric 'hamming'",
+        ),
+    ],
+)
+def test_damaged_index_or_sidecar_is_one_line_naming_the_file(tmp_path, capsys, damage, file, problem):
+    z = np.random.default_rng(8).normal(size=(20, 3)).astype(np.float32)
+    write_embeddings(tmp_path / "e.zarr", z)
+    build_index(tmp_path / "e.zarr", tmp_path / "i.faiss")
+    damage(tmp_path / file)
+    out = tmp_path / "n.tsv"
+    assert main(["query", "--index", str(tmp_path / "i.faiss"), "--ids", "c001", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"kmervae: error: {tmp_path / file}: ") and problem in err
+    assert not out.exists()
+
+
+def test_k_above_the_index_size_is_capped_with_a_warning(tmp_path, caplog):
+    z = np.random.default_rng(9).normal(size=(12, 3)).astype(np.float32)
+    ids = write_embeddings(tmp_path / "e.zarr", z)
+    build_index(tmp_path / "e.zarr", tmp_path / "i.faiss")
+    out = tmp_path / "n.tsv"
+    with caplog.at_level("WARNING", logger="kmervae.index"):
+        assert (
+            main(
+                [
+                    "query",
+                    "--index",
+                    str(tmp_path / "i.faiss"),
+                    "--ids",
+                    *ids[:2],
+                    "-k",
+                    "500",
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"-k 500 is more than the 12 vectors in {tmp_path / 'i.faiss'}: k capped at 11 neighbours per query"
+    ]
+    rows = read_tsv(out)
+    assert len(rows) == 2 * 11  # every other vector, the query itself left out
+    assert {r[2] for r in rows if r[0] == ids[0]} == set(ids) - {ids[0]}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kmervae.index"):
+        assert (
+            main(["query", "--index", str(tmp_path / "i.faiss"), "--ids", ids[0], "-k", "11", "-o", str(out)])
+            == 0
+        )
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # k within the index: no warning

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from .atomic import atomic_path
 from .embed import Embeddings, check_same_model
 from .errors import KmervaeError
 from .progress import progress
+
+log = logging.getLogger(__name__)
 
 METRICS = ("cosine", "l2")
 KINDS = ("auto", "flat", "hnsw", "ivf")
@@ -166,6 +169,49 @@ def build_index(
     return meta
 
 
+def _read_meta(json_path: Path) -> dict:
+    """The ``.json`` sidecar, checked for what loading needs (metric and n)."""
+    try:
+        meta = json.loads(json_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise KmervaeError(f"{json_path}: not valid JSON ({exc}); rebuild the index") from None
+    if not isinstance(meta, dict) or meta.get("format") != "kmervae-index":
+        raise KmervaeError(f"{json_path}: not the metadata of a kmervae index (no format 'kmervae-index')")
+    if meta.get("metric") not in METRICS or not isinstance(meta.get("n"), int):
+        raise KmervaeError(
+            f"{json_path}: the index metadata has metric {meta.get('metric')!r} and n {meta.get('n')!r} "
+            f"(need one of {', '.join(METRICS)} and a count); rebuild the index"
+        )
+    return meta
+
+
+def _read_faiss(faiss, path: Path):
+    """The FAISS index file; a truncated or foreign file is one error naming it."""
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:  # faiss reports every unreadable file as RuntimeError
+        detail = re.search(r"\.cpp:\d+: (?:Error: '.*' failed: )?(.*)", str(exc))
+        reason = detail.group(1).strip() if detail else "unreadable"
+        if "read error" in reason:
+            reason = "the file ends early"
+        raise KmervaeError(
+            f"{path}: not a readable FAISS index, truncated or damaged ({reason}); rebuild it with `kmervae index`"
+        ) from None
+
+
+def _read_ids(ids_path: Path) -> np.ndarray:
+    """The ``.ids.tsv`` sidecar: header ``id``, then one ID per FAISS row."""
+    try:
+        lines = ids_path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise KmervaeError(f"{ids_path}: not a text ID list ({exc}); rebuild the index") from None
+    if lines[0] != "id":
+        raise KmervaeError(f"{ids_path}: line 1 should be the header 'id', found {lines[0][:40]!r}")
+    if lines[-1] == "":
+        lines.pop()
+    return np.array(lines[1:], dtype=object).astype(str)
+
+
 class LoadedIndex:
     """A FAISS index with its ID map and metadata; ``search`` returns ranked, tie-broken results."""
 
@@ -180,17 +226,10 @@ class LoadedIndex:
                 raise KmervaeError(
                     f"{p}: missing (an index is INDEX.faiss with .ids.tsv and .json beside it)"
                 )
-        try:
-            self.meta = json.loads(json_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise KmervaeError(f"{json_path}: not valid JSON ({exc})") from None
+        self.meta = _read_meta(json_path)
         self.metric = self.meta["metric"]
-        self.index = faiss.read_index(str(self.path))
-        with open(ids_path) as fh:
-            header = fh.readline().rstrip("\n")
-            if header != "id":
-                raise KmervaeError(f"{ids_path}: line 1 should be the header 'id', found {header!r}")
-            self.ids = np.array([line.rstrip("\n") for line in fh], dtype=object).astype(str)
+        self.index = _read_faiss(faiss, self.path)
+        self.ids = _read_ids(ids_path)
         if not (self.index.ntotal == len(self.ids) == self.meta["n"]):
             raise KmervaeError(
                 f"{self.path}: the index holds {self.index.ntotal} vectors but {ids_path} lists {len(self.ids)} "
@@ -310,6 +349,16 @@ def query_index(
     if sum((bool(ids), bool(fasta), embeddings is not None)) != 1:
         raise KmervaeError("give exactly one of --ids, --fasta or --embeddings")
     index = LoadedIndex(index_path, threads=threads)
+    if int(k) > index.n:
+        most = index.n - 1 if ids else index.n  # a query by ID is left out of its own neighbours
+        log.warning(
+            "-k %d is more than the %d vectors in %s: k capped at %d neighbours per query",
+            k,
+            index.n,
+            index_path,
+            most,
+        )
+        k = index.n
 
     def batches():
         if ids:
