@@ -53,6 +53,26 @@ def test_select_nothing_left_and_cli(tmp_path, capsys):
     )
 
 
+def test_select_above_every_length_warns_and_writes_an_empty_store(tmp_path, caplog):
+    data = make_store(tmp_path / "s.zarr", 20)
+    longest = int(data["length"].max())
+    out = tmp_path / "e.zarr"
+    with caplog.at_level("WARNING", logger="kmervae.select"):
+        assert (
+            main(["select", str(tmp_path / "s.zarr"), "--min-length", str(longest + 1), "-o", str(out)]) == 0
+        )
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{out}: no row of {tmp_path / 's.zarr'} (20 rows, longest {longest} bp) has length >= {longest + 1}: "
+        "wrote an empty store"
+    ]
+    assert KmerStore(out).n == 0
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kmervae.select"):
+        select_min_length(tmp_path / "s.zarr", tmp_path / "one.zarr", longest)
+    assert KmerStore(tmp_path / "one.zarr").n == (data["length"] == longest).sum()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # a row kept: no warning
+
+
 def test_select_listed_ids(tmp_path, capsys):
     data = make_store(tmp_path / "s.zarr", 90)
     (tmp_path / "ids.txt").write_text("# wanted\nr5\nr17\n\nr60\nr89\nnot_there\n")

@@ -8,6 +8,7 @@ chunks whatever the store's size. Works on counts and freq stores and on dataset
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 from .errors import KmervaeError
 from .progress import progress
 from .store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
+
+log = logging.getLogger(__name__)
 
 #: attributes StoreWriter writes itself; everything else is copied from the source store
 WRITER_ATTRS = ("format", "format_version", "matrix", "groups", "tool_version", "n")
@@ -90,6 +93,10 @@ def select_min_length(
     without recounting; the list is held in memory, the store is streamed). Attributes
     are copied; ``provenance.min_length`` records the threshold (the larger of this one
     and any threshold the source was already selected with).
+
+    When no row is kept the empty store is still written (in a length sweep some samples
+    have nothing above the larger thresholds, and the workflow expects every store), with
+    a warning giving the store's row count and its longest record.
     """
     min_length = int(min_length)
     if min_length < 0:
@@ -117,9 +124,11 @@ def select_min_length(
         compressors=source.matrix_array.compressors,  # keep the source's codec (count's is tuned for counts)
     ) as writer:
         appender = AlignedAppender(writer)
+        longest = 0
         with progress(f"select >= {min_length} bp", total=source.n, unit="rows") as bar:
             for start, stop in source.chunks(step):
                 lengths = source.lengths(start, stop)
+                longest = max(longest, int(lengths.max(initial=0)))
                 ids = source.ids(start, stop)
                 mask = lengths >= min_length
                 if wanted is not None:
@@ -134,4 +143,15 @@ def select_min_length(
                     )
                 bar.update(stop - start)
         appender.flush()
+        if writer.n == 0:
+            listed = f" and listed in {ids_file}" if wanted is not None else ""
+            log.warning(
+                "%s: no row of %s (%d rows, longest %d bp) has length >= %d%s: wrote an empty store",
+                out,
+                source.path,
+                source.n,
+                longest,
+                min_length,
+                listed,
+            )
     return Path(out)
