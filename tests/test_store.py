@@ -120,3 +120,44 @@ def test_append_padded_writes_the_same_store_without_a_copy(tmp_path):
     for f in files:
         assert (paths[0] / f).read_bytes() == (paths[1] / f).read_bytes(), f
     np.testing.assert_array_equal(KmerStore(paths[0]).rows(), counts)
+
+
+def _write_embeddings(path, n=10, chunk_rows=4):
+    from kmervae.embed import EmbeddingsWriter
+
+    z = np.random.default_rng(2).normal(size=(n, 3)).astype(np.float32)
+    with EmbeddingsWriter(path, 3, attrs={"model_config_hash": "m"}, chunk_rows=chunk_rows) as w:
+        w.append([f"r{i}" for i in range(n)], np.full(n, 1000), z)
+
+
+@pytest.mark.parametrize(
+    "kind, array, chunk, rows",
+    [
+        ("k-mer store", "counts", "c/1/0", "4-7"),
+        ("k-mer store", "id", "c/2", "8-9"),
+        ("dataset", "sample", "c/1", "4-7"),
+        ("embeddings", "z_mean", "c/1/0", "4-7"),
+    ],
+)
+def test_corrupt_chunk_is_one_line_naming_store_array_and_chunk(tmp_path, capsys, kind, array, chunk, rows):
+    store = tmp_path / "s.zarr"
+    if kind == "embeddings":
+        _write_embeddings(store)
+        out = tmp_path / "out" / "i.faiss"
+        argv = ["index", str(store), "-o", str(out)]
+    else:
+        write_store(store, extra=("sample", "split") if kind == "dataset" else ())
+        out = tmp_path / "out" / "sel.zarr"
+        argv = ["select", str(store), "--min-length", "0", "-o", str(out)]
+    chunk_file = store / array / chunk
+    chunk_file.write_bytes(bytes(range(256))[: chunk_file.stat().st_size])  # same size, other bytes
+    from kmervae.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"kmervae: error: {store}: array {array!r}, chunk {chunk} (rows {rows}) cannot be read ("
+    )
+    assert err.rstrip().endswith("the store is damaged, write it again")
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []

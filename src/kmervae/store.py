@@ -110,15 +110,79 @@ def source_entry(path: str | os.PathLike, records: int | None = None) -> dict:
     return entry
 
 
-def open_group(path: str | os.PathLike, what: str) -> zarr.Group:
-    """Open a finished zarr group read-only; a missing or non-zarr path is one clear error."""
+def open_group(path: str | os.PathLike, what: str) -> CheckedGroup:
+    """Open a finished zarr group read-only; a missing or non-zarr path is one clear error,
+    and so is a chunk that cannot be decoded when it is read (see :class:`CheckedArray`)."""
     path = Path(path)
     if not path.exists():
         raise KmervaeError(f"{path}: no such {what}")
     try:
-        return zarr.open_group(str(path), mode="r")
+        return CheckedGroup(zarr.open_group(str(path), mode="r"), path)
     except Exception as exc:  # zarr raises several types for "not a group"
         raise KmervaeError(f"{path}: not a zarr store ({exc})") from None
+
+
+class CheckedGroup:
+    """A read-only zarr group whose arrays are :class:`CheckedArray`; everything else is the group's."""
+
+    def __init__(self, group: zarr.Group, path: Path):
+        self._group = group
+        self._path = path
+
+    def __getattr__(self, name):
+        return getattr(self._group, name)
+
+    def __contains__(self, name) -> bool:
+        return name in self._group
+
+    def __getitem__(self, name):
+        item = self._group[name]
+        return CheckedArray(item, self._path) if isinstance(item, zarr.Array) else item
+
+
+class CheckedArray:
+    """A read-only zarr array whose reads turn an undecodable chunk (overwritten, truncated)
+    into one :class:`KmervaeError` naming the store, the array and the chunk, instead of the
+    codec's RuntimeError deep inside zarr. Attributes (shape, dtype, chunks...) are the array's."""
+
+    def __init__(self, array: zarr.Array, store_path: Path):
+        self._array = array
+        self._store_path = store_path
+
+    def __getattr__(self, name):
+        return getattr(self._array, name)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getitem__(self, key):
+        try:
+            return self._array[key]
+        except Exception:
+            bad = self._first_bad_chunk(key)
+            if bad is None:
+                raise  # every chunk decodes: not a damaged store, a bug
+            raise KmervaeError(bad) from None
+
+    def _first_bad_chunk(self, key) -> str | None:
+        """Read the chunks ``key`` touches one by one; describe the first that fails."""
+        array = self._array
+        n = array.shape[0]
+        rows = key[0] if isinstance(key, tuple) and key else key
+        start, stop = rows.indices(n)[:2] if isinstance(rows, slice) else (0, n)
+        step = max(int(array.chunks[0]), 1)
+        for c in range(start // step, -(-stop // step)):
+            lo, hi = c * step, min((c + 1) * step, n)
+            try:
+                array[lo:hi]
+            except Exception as exc:
+                chunk = array.metadata.encode_chunk_key((c,) + (0,) * (array.ndim - 1))
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                return (
+                    f"{self._store_path}: array {array.path!r}, chunk {chunk} (rows {lo}-{hi - 1}) "
+                    f"cannot be read ({reason}); the store is damaged, write it again"
+                )
+        return None
 
 
 class AtomicGroupWriter:
@@ -376,7 +440,9 @@ class KmerStore:
         if split not in names:
             raise KmervaeError(f"{self.path}: unknown split {split!r} (have {names})")
         if not self.has("split"):
-            raise KmervaeError(f"{self.path}: the store has no split column; make a dataset with `kmervae merge`")
+            raise KmervaeError(
+                f"{self.path}: the store has no split column; make a dataset with `kmervae merge`"
+            )
         code = names.index(split)
         arr = self.array("split")
         parts = [np.nonzero(arr[a:b] == code)[0] + a for a, b in self.chunks(max(self.chunk_rows, 1 << 20))]
