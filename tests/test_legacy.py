@@ -120,3 +120,31 @@ def test_bad_legacy_input_is_one_clear_error(tmp_path, problem, message):
     with pytest.raises(KmervaeError, match=message):
         import_legacy(tmp_path / "x.npy", tmp_path / "x.txt", tmp_path / "o.zarr", layout, chunk_rows=2)
     assert not (tmp_path / "o.zarr").exists() and not list(tmp_path.glob(".o.zarr*"))
+
+
+@pytest.mark.parametrize(
+    "ids, shown",
+    [
+        (["c0", "c1", "c2", "c3", "c1"], "ID 'c1' is listed on lines 2 and 5"),
+        # two duplicated IDs: the one whose second line comes first is named, with all its lines
+        (["a", "b", "a", "b", "c", "a"], "ID 'a' is listed on lines 1, 3 and 6"),
+    ],
+)
+def test_duplicate_ids_are_refused_at_import(tmp_path, capsys, ids, shown):
+    layout = Layout.parse("3..1")
+    np.save(tmp_path / "x.npy", np.ones((len(ids), 1 + layout.width), dtype=np.float32))
+    (tmp_path / "x.txt").write_text("".join(f"{i}\n" for i in ids))
+    out = tmp_path / "out" / "o.zarr"
+    argv = [
+        "import-legacy",
+        str(tmp_path / "x.npy"),
+        str(tmp_path / "x.txt"),
+        "-o",
+        str(out),
+        "--groups",
+        "3..1",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"kmervae: error: {tmp_path / 'x.txt'}: {shown}; ids.txt needs one unique ID per row\n"
+    assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))

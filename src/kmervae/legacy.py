@@ -1,4 +1,4 @@
-"""The author's legacy data: one float32 ``.npy`` of N x (1 + 2772) plus an ``ids.txt``.
+"""Legacy data of the original Keras 3 / JAX implementation: one float32 ``.npy`` of N x (1 + 2772) plus an ``ids.txt``.
 
 Column 0 is the contig length, the rest are the per-group frequencies in the store's
 column order (6-mers … 1-mers). Import keeps the frequencies bit for bit in a ``freq``
@@ -38,6 +38,36 @@ def _read_ids(path: Path):
             yield record_id
 
 
+def _check_unique_ids(path: Path, batch: int = 1 << 20) -> None:
+    """Refuse an ids.txt that lists an ID twice, naming the ID and its lines.
+
+    Holds 8 bytes per ID (a 64-bit hash); only IDs whose hash repeats are read again and
+    compared as strings, so a hash collision is never reported as a duplicate.
+    """
+    hashes, part = [], []
+    for record_id in _read_ids(path):
+        part.append(hash(record_id))
+        if len(part) == batch:
+            hashes.append(np.array(part, dtype=np.int64))
+            part = []
+    hashes.append(np.array(part, dtype=np.int64))
+    every = np.sort(np.concatenate(hashes))
+    repeated = set(every[1:][every[1:] == every[:-1]].tolist())
+    if not repeated:
+        return
+    lines: dict[str, list[int]] = {}
+    for number, record_id in enumerate(_read_ids(path), start=1):
+        if hash(record_id) in repeated:
+            lines.setdefault(record_id, []).append(number)
+    duplicated = [(where[1], record_id, where) for record_id, where in lines.items() if len(where) > 1]
+    if duplicated:
+        _, record_id, where = min(duplicated)  # the ID whose second line comes first
+        shown = ", ".join(map(str, where[:-1][:9])) + f" and {where[-1]}"
+        raise KmervaeError(
+            f"{path}: ID {record_id!r} is listed on lines {shown}; ids.txt needs one unique ID per row"
+        )
+
+
 def import_legacy(
     npy: str | os.PathLike,
     ids_txt: str | os.PathLike,
@@ -70,6 +100,7 @@ def import_legacy(
     }
     if sample:
         attrs["sample"] = sample
+    _check_unique_ids(ids_txt)
     ids = _read_ids(ids_txt)
     with StoreWriter(out, layout, "freq", chunk_rows, attrs=attrs) as writer:
         with progress("import-legacy", total=n, unit="rows") as bar:
