@@ -169,7 +169,11 @@ def test_cli_count_with_seven_mers(tmp_path, test_data, capsys):
     "content, problem",
     [
         (b"\x00\x01\x02binary" * 100, "not FASTA (a binary file"),
-        (b"just some text\n", "not FASTA"),
+        (b"just some text\n", "not FASTA (text without a leading '>': 'just some text'"),
+        (
+            "# Notes\n\nDéjà vu — k-mers\n".encode(),
+            "not FASTA (text without a leading '>': 'Déjà vu — k-mers'",
+        ),
         (b">a\nACGT\n>b\nAC\n>a\nGG\n", "record 3 (a): duplicate ID, already record 1"),
         (
             gzip.compress(b"".join(b">r%d\nACGT\n" % i for i in range(20000)))[:5000],

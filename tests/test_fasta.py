@@ -127,6 +127,21 @@ def test_not_fasta(tmp_path):
     assert "no FASTA records" in error_of(empty)
 
 
+def test_utf8_text_is_not_fasta_text_not_binary(tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# kmervae — notes\n\nThe café counts k-mers.\n", encoding="utf-8")
+    assert error_of(notes) == (
+        f"{notes}: not FASTA (text without a leading '>': 'The café counts k-mers.' comes before any '>' header line)"
+    )
+    # a two-byte character cut in half by the end of the 4096-byte sample is still text
+    cut = tmp_path / "cut.md"
+    cut.write_bytes(b"#" + b"x" * 4094 + "é\nplain words\n".encode())
+    assert "(text without a leading '>': 'plain words'" in error_of(cut)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café\n".encode("latin-1"))
+    assert "not FASTA (a binary file;" in error_of(latin1)  # not UTF-8: not text
+
+
 def test_truncated_and_corrupt_gzip(tmp_path, test_data):
     data = gzip.compress((test_data / "edgecases_vamb_test.fna").read_bytes() * 50)
     truncated = tmp_path / "truncated.fa.gz"

@@ -152,13 +152,30 @@ def _check_preamble(path: Path, preamble: bytes, sample: bytes) -> None:
     for number, line in enumerate(preamble.split(b"\n"), start=1):
         stripped = line.strip(WHITESPACE)
         if stripped and stripped[:1] not in (b";", b"#"):
-            shown = stripped[:20].decode("ascii", "backslashreplace")
-            what = "a binary file" if _looks_binary(sample[:4096]) else f"it starts with {shown!r}"
-            raise KmervaeError(f"{path}: not FASTA ({what}; a FASTA file starts with a '>' header line)")
+            if _looks_binary(sample[:4096]):
+                raise KmervaeError(
+                    f"{path}: not FASTA (a binary file; a FASTA file starts with a '>' header line)"
+                )
+            shown = stripped[:160].decode("utf-8", "replace")[:40]
+            raise KmervaeError(
+                f"{path}: not FASTA (text without a leading '>': {shown!r} comes before any '>' header line)"
+            )
+
+
+#: control characters other than whitespace: not in text files
+_CONTROL = bytes(set(range(32)) - set(WHITESPACE)) + b"\x7f"
 
 
 def _looks_binary(data: bytes) -> bool:
-    return b"\x00" in data or bool(data.translate(None, bytes(range(32, 127)) + WHITESPACE))
+    """Not text: control characters, or bytes that are not UTF-8 (a character cut off by
+    the end of the sample still counts as text)."""
+    if len(data.translate(None, _CONTROL)) != len(data):
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not (exc.reason == "unexpected end of data" and exc.start >= len(data) - 3)
+    return False
 
 
 def _split_records(text: bytes) -> list[bytes]:
