@@ -8,7 +8,7 @@ per run:
 * ``kmervae``   count_fasta (all 6..1-mer groups = 2772 columns), 1 and 2 threads
 * ``numpy``     a straightforward per-record numpy counter (line-by-line FASTA parse,
   encode, k-mer integers per k, bincount, fold to canonical columns: the approach of the
-  author's previous tool), writing the same store; checked equal to kmervae's counts
+  original implementation), writing the same store; checked equal to kmervae's counts
 * ``vamb``      VAMB 5.0.4's ``Composition.from_file`` (4-mers only, 103 columns, kept in
   memory), run by the VAMB virtual environment's python
 

@@ -5,7 +5,7 @@
     .venv/bin/python bench/index.py --n 200000 --queries 500 --threads 2
 
 The indexes are made by kmervae.index.make_index (what `kmervae index` ships); recall@k is
-measured against the exact flat index on the same held-out queries. Target (issue 4):
+measured against the exact flat index on the same held-out queries. Target:
 recall@50 >= 0.95 at >= 10x the exact index's queries/s. Prints a Markdown table.
 """
 

@@ -1,4 +1,4 @@
-"""Reference: the author's Keras 3 / JAX VAE (same architecture and loss as kmervae's default).
+"""Reference: the original Keras 3 / JAX VAE (same architecture and loss as kmervae's default).
 
 Run by bench/train.py with the Python of a separate venv holding ``keras`` and ``jax``
 (not a kmervae dependency)::
@@ -6,7 +6,7 @@ Run by bench/train.py with the Python of a separate venv holding ``keras`` and `
     python3 -m venv /tmp/kerasjax && /tmp/kerasjax/bin/pip install keras jax
     /tmp/kerasjax/bin/python bench/keras_vae.py TRAIN.npy VAL.npy --epochs 3
 
-Inputs are already CLR-transformed float32 matrices (the author's stack loads them so).
+Inputs are already CLR-transformed float32 matrices (the original implementation loads them so).
 Prints one JSON line: samples/s per epoch (``fit``, data pipeline included) and the
 validation loss (MSE x width + beta KL on z_mean, inference mode) after the last epoch.
 """

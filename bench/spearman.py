@@ -1,4 +1,4 @@
-"""Spearman report speed at the author's pool size: P = 50,000 contigs, 100 queries x K = 50.
+"""Spearman report speed at the paper's pool size: P = 50,000 contigs, 100 queries x K = 50.
 
     .venv/bin/python bench/spearman.py [--pool 50000] [--latent 384] [--bootstrap 10000] [--threads 2]
 

@@ -22,7 +22,7 @@ def group_frequencies_oracle(counts, layout):
 
 
 def test_counts_export_then_round_trip_is_bit_identical(tmp_path):
-    layout = Layout()  # the real 2772-column layout of the author's data
+    layout = Layout()  # the real 2772-column layout of the legacy data
     data = make_store(tmp_path / "s.zarr", 45, layout=layout, chunk_rows=16)
     data["rows"][3] = 0  # an all-zero row must stay zero
     with StoreWriter(tmp_path / "s.zarr", layout, chunk_rows=16) as w:

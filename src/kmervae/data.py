@@ -16,7 +16,7 @@ reproduce uninterrupted single-process ones.
   independent of the dataset size. Datasets from ``kmervae merge`` are already globally
   shuffled, so the buffer only needs to vary the batches between epochs.
 
-Family models (issue 6) may also read the contig length (one more float32 column after
+Family models (docs/family.md) may also read the contig length (one more float32 column after
 the groups, ``lengths=True``), and may keep the training split in memory already
 transformed, as float16 (``transform=``: half the memory of float32; safe because the
 Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and raw.

@@ -1,5 +1,5 @@
 """Per-output reconstruction losses of the family (``loss.groups``), their weighting, and
-the per-group diagnostics the author logged.
+the per-group diagnostics of the development logs.
 
 Each output (a k group, or ``gc``) has a loss kind; its per-row value is a mean over the
 output's columns:

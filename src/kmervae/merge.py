@@ -1,6 +1,6 @@
 """Datasets: several stores merged into one, globally shuffled, with a train/validation/test split.
 
-The shuffle is out of core (the author's in-memory ``--shuffle`` needed twice the dataset
+The shuffle is out of core (the original implementation's in-memory ``--shuffle`` needed twice the dataset
 in RAM; an unshuffled concatenation once put a whole source into validation):
 
 1. Every row gets a destination *bucket*. Bucket sizes are fixed in advance (near-equal,

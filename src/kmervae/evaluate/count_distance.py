@@ -3,7 +3,7 @@
 For a seeded sample: each point's exact nearest-neighbour distance (within the sample),
 its histogram, the cumulative count of points vs distance with straight-line fits over
 configured distance ranges (slope, intercept, R²), and the distributions of Euclidean and
-cosine distances over random pairs (the author saw cosine bimodal, Euclidean unimodal;
+cosine distances over random pairs (the paper's analysis found cosine bimodal, Euclidean unimodal;
 the bimodality coefficient is reported for both).
 """
 

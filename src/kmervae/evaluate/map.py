@@ -1,7 +1,7 @@
 """A 2-D map of the embedding: openTSNE, HDBSCAN clusters on the map, coloured by GC and label.
 
 openTSNE (perplexity 30, cosine by default, seeded) on a seeded sample of the embeddings,
-then sklearn's HDBSCAN on the 2-D coordinates. The author used min_cluster_size 1000 and
+then sklearn's HDBSCAN on the 2-D coordinates. The paper's analysis used min_cluster_size 1000 and
 min_samples 100 on 4.8 million contigs; left unset, both scale with the sample size from
 those values (at least 10 and 5), so the demo gets sensible clusters too.
 """
@@ -21,7 +21,7 @@ from .neighbours import eligible_rows, locate_in_store, sample_rows, write_json,
 from .retrieval import read_labels
 
 EXACT_NEIGHBOURS_MAX = 10_000
-AUTHOR_POINTS, AUTHOR_MIN_CLUSTER, AUTHOR_MIN_SAMPLES = 4_800_000, 1000, 100
+PAPER_POINTS, PAPER_MIN_CLUSTER, PAPER_MIN_SAMPLES = 4_800_000, 1000, 100
 DEFAULTS = {
     "sample": 100_000,
     "perplexity": 30.0,
@@ -34,9 +34,9 @@ DEFAULTS = {
 
 
 def scaled_hdbscan_params(n: int, min_cluster_size: int | None, min_samples: int | None) -> tuple[int, int]:
-    scale = n / AUTHOR_POINTS
-    mcs = int(min_cluster_size or max(10, round(AUTHOR_MIN_CLUSTER * scale)))
-    ms = int(min_samples or max(5, round(AUTHOR_MIN_SAMPLES * scale)))
+    scale = n / PAPER_POINTS
+    mcs = int(min_cluster_size or max(10, round(PAPER_MIN_CLUSTER * scale)))
+    ms = int(min_samples or max(5, round(PAPER_MIN_SAMPLES * scale)))
     return mcs, ms
 
 

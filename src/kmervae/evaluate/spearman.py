@@ -1,4 +1,4 @@
-"""The author's local-distance check: do latent neighbours have similar k-mer profiles?
+"""The paper's local-distance check: do latent neighbours have similar k-mer profiles?
 
 From a pool of P contigs (P is always reported: the value depends on it), Q seeded
 queries each take their K exact latent nearest neighbours; every (query, neighbour)
