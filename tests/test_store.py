@@ -161,3 +161,21 @@ def test_corrupt_chunk_is_one_line_naming_store_array_and_chunk(tmp_path, capsys
     )
     assert err.rstrip().endswith("the store is damaged, write it again")
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_damaged_array_metadata_is_one_line_naming_store_and_array(tmp_path, capsys):
+    from kmervae.cli import main
+
+    store = tmp_path / "s.zarr"
+    write_store(store)
+    meta = store / "length" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])  # cut short: no longer JSON
+    out = tmp_path / "out" / "sel.zarr"
+    assert main(["select", str(store), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"kmervae: error: {store}: the metadata of array 'length' (length/zarr.json) cannot be read ("
+    )
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    assert KmerStore(store).has("id") and not KmerStore(store).has("split")  # other members still open

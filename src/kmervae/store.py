@@ -133,11 +133,24 @@ class CheckedGroup:
         return getattr(self._group, name)
 
     def __contains__(self, name) -> bool:
-        return name in self._group
+        return self._member(name) is not None
 
     def __getitem__(self, name):
-        item = self._group[name]
+        item = self._member(name)
+        if item is None:
+            raise KeyError(name)
         return CheckedArray(item, self._path) if isinstance(item, zarr.Array) else item
+
+    def _member(self, name: str):
+        """The group's member ``name``, or None; damaged metadata is one error naming it."""
+        try:
+            return self._group.get(name)
+        except Exception as exc:  # JSONDecodeError, ValueError, TypeError... from the member's zarr.json
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise KmervaeError(
+                f"{self._path}: the metadata of array {name!r} ({name}/zarr.json) cannot be read "
+                f"({reason}); the store is damaged, write it again"
+            ) from None
 
 
 class CheckedArray:
