@@ -12,9 +12,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--labels", required=True, metavar="LABELS.tsv")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--min-length", type=int, default=1000)
-    parser.add_argument("--max-length", type=int, default=50_000)
     parser.add_argument(
-        "--median", type=float, default=DEFAULT_MEDIAN, help=f"log-normal median (default {DEFAULT_MEDIAN})"
+        "--max-length",
+        type=int,
+        default=50_000,
+        help="longest fragment (default 50000; the workflow's chop.max_length defaults to 100000)",
+    )
+    parser.add_argument(
+        "--median",
+        type=float,
+        default=DEFAULT_MEDIAN,
+        help=f"log-normal median (default {DEFAULT_MEDIAN}; the workflow's chop.median defaults to 5000, "
+        "see docs/datasets.md)",
     )
     parser.add_argument(
         "--sigma", type=float, default=DEFAULT_SIGMA, help=f"log-normal sigma (default {DEFAULT_SIGMA})"
