@@ -131,7 +131,8 @@ def test_utf8_text_is_not_fasta_text_not_binary(tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("# kmervae — notes\n\nThe café counts k-mers.\n", encoding="utf-8")
     assert error_of(notes) == (
-        f"{notes}: not FASTA (text without a leading '>': 'The café counts k-mers.' comes before any '>' header line)"
+        f"{notes}: not FASTA (text without a leading '>': 'The café counts k-mers.' "
+        "comes before any '>' header line)"
     )
     # a two-byte character cut in half by the end of the 4096-byte sample is still text
     cut = tmp_path / "cut.md"

@@ -62,8 +62,8 @@ def test_select_above_every_length_warns_and_writes_an_empty_store(tmp_path, cap
             main(["select", str(tmp_path / "s.zarr"), "--min-length", str(longest + 1), "-o", str(out)]) == 0
         )
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
-        f"{out}: no row of {tmp_path / 's.zarr'} (20 rows, longest {longest} bp) has length >= {longest + 1}: "
-        "wrote an empty store"
+        f"{out}: no row of {tmp_path / 's.zarr'} (20 rows, longest {longest} bp) "
+        f"has length >= {longest + 1}: wrote an empty store"
     ]
     assert KmerStore(out).n == 0
     caplog.clear()

@@ -195,7 +195,8 @@ def _read_faiss(faiss, path: Path):
         if "read error" in reason:
             reason = "the file ends early"
         raise KmervaeError(
-            f"{path}: not a readable FAISS index, truncated or damaged ({reason}); rebuild it with `kmervae index`"
+            f"{path}: not a readable FAISS index, truncated or damaged ({reason}); "
+            "rebuild it with `kmervae index`"
         ) from None
 
 

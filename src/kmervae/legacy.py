@@ -1,4 +1,5 @@
-"""Legacy data of the original Keras 3 / JAX implementation: one float32 ``.npy`` of N x (1 + 2772) plus an ``ids.txt``.
+"""Legacy data of the original Keras 3 / JAX implementation: one float32 ``.npy`` of
+N x (1 + 2772) plus an ``ids.txt``.
 
 Column 0 is the contig length, the rest are the per-group frequencies in the store's
 column order (6-mers … 1-mers). Import keeps the frequencies bit for bit in a ``freq``

@@ -453,9 +453,7 @@ class KmerStore:
         if split not in names:
             raise KmervaeError(f"{self.path}: unknown split {split!r} (have {names})")
         if not self.has("split"):
-            raise KmervaeError(
-                f"{self.path}: the store has no split column; make a dataset with `kmervae merge`"
-            )
+            raise KmervaeError(f"{self.path}: the store has no split column; make a dataset with `kmervae merge`")
         code = names.index(split)
         arr = self.array("split")
         parts = [np.nonzero(arr[a:b] == code)[0] + a for a, b in self.chunks(max(self.chunk_rows, 1 << 20))]
