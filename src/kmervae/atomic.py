@@ -98,9 +98,24 @@ def _host() -> str:
     return "".join(c if c.isalnum() or c in ".-_" else "_" for c in socket.gethostname())[:64] or "host"
 
 
+#: temporaries this process named; what is left of them when it is interrupted is unfinished
+_OWN_TEMPORARIES: set[Path] = set()
+
+
 def temporary_sibling(path: str | os.PathLike) -> Path:
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{_host()}-{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{_host()}-{uuid.uuid4().hex[:8]}")
+    _OWN_TEMPORARIES.add(tmp)
+    return tmp
+
+
+def remove_own_temporaries() -> None:
+    """Remove every temporary this process named that still exists (when a signal stops it
+    where no context manager could clean up, e.g. inside a writer's constructor)."""
+    while _OWN_TEMPORARIES:
+        tmp = _OWN_TEMPORARIES.pop()
+        with contextlib.suppress(OSError):
+            _remove(tmp)
 
 
 def _writer_gone(tail: str) -> bool:
@@ -222,17 +237,25 @@ def _swap_function():
 _swap = _swap_function()
 
 
-def _replace_aside(tmp: Path, path: Path) -> None:
-    """Where paths cannot be exchanged: move the old directory aside, then ``tmp`` in."""
+def _replace_aside(tmp: Path, path: Path) -> bool:
+    """Where paths cannot be exchanged: move the old directory aside, then ``tmp`` in (the
+    path is missing in between). False when another writer got in the way: try again."""
     old = temporary_sibling(path)
-    os.replace(path, old)
+    try:
+        os.replace(path, old)
+    except FileNotFoundError:
+        return False
     try:
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            _remove(old)  # another writer's output took the path meanwhile
+            return False
         with contextlib.suppress(OSError):
             os.replace(old, path)
         raise
     _remove(old)
+    return True
 
 
 def _publish_directory(tmp: Path, path: Path) -> None:
@@ -247,8 +270,9 @@ def _publish_directory(tmp: Path, path: Path) -> None:
                     raise
                 continue  # another writer published first: swap with its output
         if _swap is None:
-            _replace_aside(tmp, path)
-            return
+            if _replace_aside(tmp, path):
+                return
+            continue
         try:
             _swap(tmp, path)
         except FileNotFoundError:
@@ -273,6 +297,7 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike, kind: Kind | None =
         _publish_directory(tmp, path)
     else:
         os.replace(tmp, path)
+    _OWN_TEMPORARIES.discard(tmp)
 
 
 @contextlib.contextmanager

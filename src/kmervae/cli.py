@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -132,11 +133,23 @@ def _run(args) -> int:
         print(f"kmervae: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _after_signal()
         print("kmervae: interrupted", file=sys.stderr)
         return 130
     except Terminated:
+        _after_signal()
         print("kmervae: terminated (SIGTERM); unfinished outputs were removed", file=sys.stderr)
         return 128 + signal.SIGTERM
+
+
+def _after_signal() -> None:
+    """Remove what the interrupted stage left and keep the exit to one line: a signal that
+    arrived inside zarr's event loop leaves coroutines that would warn at shutdown."""
+    from .atomic import remove_own_temporaries
+
+    remove_own_temporaries()
+    warnings.simplefilter("ignore")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
