@@ -203,9 +203,11 @@ def prepare_output(path: str | os.PathLike, kind: Kind) -> Path:
 
 def _swap_function():
     """``swap(a, b)``: exchange two paths atomically, or None where the OS has no such call."""
+    if not (sys.platform.startswith("linux") or sys.platform == "darwin"):
+        return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
+    except (OSError, TypeError):
         return None
     if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
         call = libc.renameat2

@@ -102,7 +102,7 @@ def check_outputs_are_not_inputs(args) -> None:
     inputs = [
         p
         for name, value in vars(args).items()
-        if name not in names and name not in ("run", "outputs")
+        if name not in names and name not in ("run", "outputs", "command", "evaluation")
         for p in _paths(value)
         if os.path.lexists(p)
     ]

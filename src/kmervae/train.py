@@ -55,12 +55,12 @@ CHECKPOINT_VERSION = 1
 #: config keys that may change when resuming (they do not change what was trained so far)
 RESUMABLE_CHANGES = {("training", "epochs"), ("training", "eval_batch_size")}
 CURVES_EVERY_SECONDS = 60.0
-#: what a model directory holds; an existing directory is replaced or trained into only
-#: when it holds nothing else
+#: what a model directory holds (and Snakemake's mark on a finished directory output); an
+#: existing directory is replaced or trained into only when it holds nothing else
 MODEL_DIR = files_directory(
     "kmervae model directory",
     ("config.yaml", "checkpoint.pt", "best.safetensors", "final.safetensors", "history.tsv", "train.log")
-    + ("curves.png", "curves.pdf"),
+    + ("curves.png", "curves.pdf", ".snakemake_timestamp"),
 )
 
 
@@ -661,9 +661,11 @@ def train_in_work_dir(
     work = Path(work_dir) / key
     if int(os.environ.get("RANK", "0")) == 0:
         prepare_output(out_dir, MODEL_DIR)  # refuse a foreign directory before training, not after
-    train(config, data_path, work, resume=True, device=device, threads=threads)
-    if int(os.environ.get("RANK", "0")) == 0:
-        publish(work, out_dir, MODEL_DIR)
+    try:
+        train(config, data_path, work, resume=True, device=device, threads=threads)
+        if int(os.environ.get("RANK", "0")) == 0:
+            publish(work, out_dir, MODEL_DIR)
+    finally:
         with contextlib.suppress(OSError):
             Path(work_dir).rmdir()  # only when no other run's work is left there
     return Path(out_dir)
