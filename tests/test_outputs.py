@@ -104,7 +104,10 @@ def test_the_working_directory_and_its_parents_are_refused(tmp_path, fasta, outp
     (inner / "keep.txt").write_text("kept\n")
     status, err = kmervae("count", fasta, "-o", output, cwd=inner)
     assert status == 2 and len(err) == 1
-    assert err[0] == f"kmervae: error: {output}: is the working directory or one of its parents; choose another output"
+    assert (
+        err[0]
+        == f"kmervae: error: {output}: is the working directory or one of its parents; choose another output"
+    )
     assert (inner / "keep.txt").read_text() == "kept\n" and fasta.read_text() == FASTA
     assert temporaries(tmp_path) == []
 
@@ -151,7 +154,9 @@ def test_training_with_an_empty_split_leaves_no_model_directory(tmp_path):
     make_store(tmp_path / "ds.zarr", n, layout=Layout.parse("3..1"), extra_arrays={"split": split})
     tiny = ["input.ks=[3, 2, 1]", "model.hidden=[8]", "model.latent=2", "training.epochs=1"]
     sets = [a for s in tiny for a in ("--set", s)]
-    status, err = kmervae("train", "--data", "ds.zarr", "-o", "results/m", "--device", "cpu", *sets, cwd=tmp_path)
+    status, err = kmervae(
+        "train", "--data", "ds.zarr", "-o", "results/m", "--device", "cpu", *sets, cwd=tmp_path
+    )
     assert status == 2 and len(err) == 1 and "the validation split is empty" in err[0]
     assert os.listdir(tmp_path / "results") == []
     status, err = kmervae(
@@ -326,3 +331,14 @@ def test_numba_caches_somewhere_writable_when_the_package_and_home_are_not(tmp_p
     assert KmerStore(tmp_path / "s.zarr").n == 2
     (cache,) = (tmp_path / "tmp").iterdir()
     assert cache.name.startswith("kmervae-numba-") and any(cache.rglob("*.nbi"))
+
+
+def test_an_unreadable_input_is_one_line(tmp_path, fasta):
+    prefix = _without_dac_override()
+    fasta.chmod(0)
+    try:
+        status, err = kmervae("count", "a.fa", "-o", "s.zarr", cwd=tmp_path, prefix=prefix)
+    finally:
+        fasta.chmod(0o644)
+    assert status == 2 and err == ["kmervae: error: a.fa: Permission denied"]
+    assert sorted(os.listdir(tmp_path)) == ["a.fa"]

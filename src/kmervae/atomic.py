@@ -174,6 +174,8 @@ def check_replaceable(path: str | os.PathLike, kind: Kind) -> None:
         return
     if path.is_dir() and not kind.directory:
         found = "a directory, not a file"
+    elif not path.is_dir() and not path.is_file():
+        found = "not a regular file or directory"
     else:
         found = f"{'a directory' if path.is_dir() else 'a file'} that is not a {kind.what}"
     raise KmervaeError(
