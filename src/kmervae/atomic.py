@@ -263,7 +263,7 @@ def _replace_aside(tmp: Path, path: Path) -> bool:
 
 
 def _publish_directory(tmp: Path, path: Path) -> None:
-    global _swap
+    swap = _swap
     for _ in range(_PUBLISH_ATTEMPTS):
         if not os.path.lexists(path):
             try:
@@ -273,18 +273,20 @@ def _publish_directory(tmp: Path, path: Path) -> None:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
                     raise
                 continue  # another writer published first: swap with its output
-        if _swap is None:
+        if swap is None:
             if _replace_aside(tmp, path):
                 return
             continue
         try:
-            _swap(tmp, path)
+            swap(tmp, path)
         except FileNotFoundError:
+            if not os.path.lexists(tmp):
+                raise
             continue  # another writer's swap-out is in progress
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:
                 raise
-            _swap = None  # this file system cannot exchange
+            swap = None  # this file system cannot exchange (NFS, some FUSE)
             continue
         _remove(tmp)  # now the previous output
         return
