@@ -8,9 +8,15 @@ module is imported, so ``kmervae count`` does not pay for importing torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import logging
+import os
+import signal
 import sys
+import warnings
+from pathlib import Path
 
 from . import __version__
 from .errors import KmervaeError
@@ -31,6 +37,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("evaluate", "evaluate", "quality reports: spearman, count-distance, baselines, retrieval, map"),
     ("compare", "compare", "cross-comparison matrix and summary figures over many runs"),
 ]
+#: argument names that are output paths, unless a command module declares its own ``OUTPUTS``
+OUTPUTS = ("output", "outdir")
+#: OS errors that describe the user's file system (a path that cannot be written), not a bug
+ENVIRONMENT_ERRNOS = {
+    getattr(errno, name)
+    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR", "EEXIST")
+    if hasattr(errno, name)
+}
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
@@ -46,8 +60,96 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         if name == selected:
             mod = importlib.import_module(f"kmervae.commands.{module}")
             mod.add_arguments(sp)
-            sp.set_defaults(run=mod.run)
+            sp.set_defaults(run=mod.run, outputs=getattr(mod, "OUTPUTS", OUTPUTS))
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM (sent by ``timeout``, SLURM, workflow managers): unwinds like Ctrl-C so that
+    temporaries are removed on the way out."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _paths(value) -> list[str]:
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    if isinstance(value, (list, tuple)):
+        return [os.fspath(v) for v in value if isinstance(v, (str, os.PathLike))]
+    return []
+
+
+def check_outputs_are_not_inputs(args) -> None:
+    """One clear error when an output path names an input (or another output) of the command."""
+    names = set(getattr(args, "outputs", ()))
+    outputs = [(p, Path(p).resolve()) for name in sorted(names) for p in _paths(getattr(args, name, None))]
+    inputs = [
+        p
+        for name, value in vars(args).items()
+        if name not in names and name not in ("run", "outputs", "command", "evaluation")
+        for p in _paths(value)
+        if os.path.lexists(p)
+    ]
+    seen = {}
+    for out, resolved in outputs:
+        if resolved in seen:
+            raise KmervaeError(f"{out}: is given as two outputs ({seen[resolved]} and {out})")
+        seen[resolved] = out
+        for p in inputs:
+            if Path(p).resolve() == resolved:
+                raise KmervaeError(f"{out}: is an input of this command too; choose another output path")
+
+
+def _run(args) -> int:
+    try:
+        check_outputs_are_not_inputs(args)
+        return int(args.run(args) or 0)
+    except KmervaeError as exc:
+        print(f"kmervae: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `kmervae info ... | head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS or exc.filename is None:
+            raise
+        logging.getLogger("kmervae").debug("file system error", exc_info=True)
+        print(f"kmervae: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _after_signal()
+        print("kmervae: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        _after_signal()
+        print("kmervae: terminated (SIGTERM); unfinished outputs were removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
+def _after_signal() -> None:
+    """Remove what the interrupted stage left and keep the exit to one line: a signal that
+    arrived inside zarr's event loop leaves coroutines that would warn at shutdown."""
+    from .atomic import remove_own_temporaries
+
+    remove_own_temporaries()
+    warnings.simplefilter("ignore")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,17 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.run(args) or 0)
-    except KmervaeError as exc:
-        print(f"kmervae: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. `kmervae info ... | head`
-        sys.stderr.close()
-        return 0
-    except KeyboardInterrupt:
-        print("kmervae: interrupted", file=sys.stderr)
-        return 130
+    with _sigterm_unwinds():
+        return _run(args)
 
 
 if __name__ == "__main__":

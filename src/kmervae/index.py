@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import FILE, atomic_path, prepare_output
 from .embed import Embeddings, check_same_model
 from .errors import KmervaeError
 from .progress import progress
@@ -127,6 +127,8 @@ def build_index(
     """Build and save an index over an embeddings store; returns the sidecar metadata."""
     params = params or IndexParams()
     params.validate()
+    for path in (out, *sidecar_paths(out)):
+        prepare_output(path, FILE)  # refuse a directory in the way before building, not after
     faiss = _faiss()
     if threads:
         faiss.omp_set_num_threads(int(threads))

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 from numcodecs import Blosc
 
-from .atomic import temporary_sibling
+from .atomic import prepare_output, temporary_sibling, zarr_group
 from .errors import KmervaeError
 from .progress import progress
 from .select import AlignedAppender, read_optional
-from .store import SPLITS, KmerStore, StoreWriter
+from .store import FORMAT, SPLITS, KmerStore, StoreWriter
 
 DEFAULT_FRACTIONS = (0.9, 0.1, 0.0)
 #: bytes of row data (all buckets' spill buffers, or one bucket being shuffled) held at once
@@ -293,6 +293,7 @@ def merge_stores(
     bucket_dealer = ExactDealer(bucket_sizes, bucket_rng)
     step = int(chunk_rows or first.chunk_rows)
 
+    prepare_output(out, zarr_group(FORMAT))  # refuse a foreign output before spilling, not after
     spill_dir = temporary_sibling(Path(out))
     spill_dir.mkdir(parents=True)
     try:

@@ -35,7 +35,7 @@ from zarr.codecs import BloscCodec, BytesCodec, VLenUTF8Codec, ZstdCodec
 from zarr.codecs.bytes import Endian
 
 from . import __version__
-from .atomic import _remove, publish, temporary_sibling
+from .atomic import _remove, prepare_output, publish, temporary_sibling, zarr_group
 from .errors import KmervaeError
 from .kmers import Layout, frequencies
 
@@ -206,21 +206,30 @@ class AtomicGroupWriter:
     """
 
     def __init__(self, path: str | os.PathLike, attrs: dict):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: only a group of the same ``format`` (or nothing, or an empty directory) is replaced
+        self.kind = zarr_group(attrs["format"])
+        self.path = prepare_output(path, self.kind)
         self.tmp = temporary_sibling(self.path)
-        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        self._committed = False
+        try:
+            self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        except OSError as exc:
+            self.abort()
+            raise KmervaeError(f"{self.path}: cannot write the store ({exc.strerror})") from None
         self.group.attrs.update(attrs)
         self.n = 0
-        self._committed = False
 
     def _before_commit(self) -> None:
         """Hook: finish the arrays before the group is published."""
 
     def commit(self) -> Path:
-        self._before_commit()
-        self.group.attrs["n"] = self.n
-        publish(self.tmp, self.path)
+        try:
+            self._before_commit()
+            self.group.attrs["n"] = self.n
+            publish(self.tmp, self.path, self.kind)
+        except BaseException:
+            self.abort()
+            raise
         self._committed = True
         return self.path
 

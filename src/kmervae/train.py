@@ -31,6 +31,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .atomic import atomic_path
+from .atomic import atomic_path, files_directory, prepare_output
 from .config import config_hash, dump, validate
 from .data import DatasetBatches
 from .errors import KmervaeError
@@ -54,6 +55,13 @@ CHECKPOINT_VERSION = 1
 #: config keys that may change when resuming (they do not change what was trained so far)
 RESUMABLE_CHANGES = {("training", "epochs"), ("training", "eval_batch_size")}
 CURVES_EVERY_SECONDS = 60.0
+#: what a model directory holds (and Snakemake's mark on a finished directory output); an
+#: existing directory is replaced or trained into only when it holds nothing else
+MODEL_DIR = files_directory(
+    "kmervae model directory",
+    ("config.yaml", "checkpoint.pt", "best.safetensors", "final.safetensors", "history.tsv", "train.log")
+    + ("curves.png", "curves.pdf", ".snakemake_timestamp"),
+)
 
 
 # -- schedules --------------------------------------------------------------------------
@@ -443,9 +451,11 @@ def train(
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     world = _Dist(kind)
     dev = pick_device(device, world.local_rank)
-    handler = None
+    handler, created, failed = None, False, True
     try:
         if world.rank == 0:
+            prepare_output(out_dir, MODEL_DIR)
+            created = not out_dir.exists()
             out_dir.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(out_dir / "train.log")
             handler.setFormatter(
@@ -454,12 +464,16 @@ def train(
             log.addHandler(handler)
             if log.getEffectiveLevel() > logging.INFO:
                 log.setLevel(logging.INFO)
-        return _train(config, Path(data_path), out_dir, checkpoint_path, resume, dev, world, stop_after_epoch)
+        done = _train(config, Path(data_path), out_dir, checkpoint_path, resume, dev, world, stop_after_epoch)
+        failed = False
+        return done
     finally:
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
         world.close()
+        if failed and created and not checkpoint_path.exists():
+            shutil.rmtree(out_dir, ignore_errors=True)  # no epoch finished: nothing to resume or keep
 
 
 def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop_after_epoch) -> Path:
@@ -645,9 +659,13 @@ def train_in_work_dir(
         raise KmervaeError(f"{data_path}: not a dataset store (no zarr.json)")
     key = hashlib.sha256(config_hash(config).encode() + data_meta.read_bytes()).hexdigest()[:16]
     work = Path(work_dir) / key
-    train(config, data_path, work, resume=True, device=device, threads=threads)
     if int(os.environ.get("RANK", "0")) == 0:
-        publish(work, out_dir)
+        prepare_output(out_dir, MODEL_DIR)  # refuse a foreign directory before training, not after
+    try:
+        train(config, data_path, work, resume=True, device=device, threads=threads)
+        if int(os.environ.get("RANK", "0")) == 0:
+            publish(work, out_dir, MODEL_DIR)
+    finally:
         with contextlib.suppress(OSError):
             Path(work_dir).rmdir()  # only when no other run's work is left there
     return Path(out_dir)

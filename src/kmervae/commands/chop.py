@@ -5,6 +5,9 @@ from __future__ import annotations
 from ..chop import DEFAULT_MEDIAN, DEFAULT_SIGMA, DISTRIBUTIONS, REPLICON_TYPES
 from ..errors import KmervaeError
 
+#: output paths (checked against the inputs by the CLI)
+OUTPUTS = ("output", "labels")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("fastas", nargs="+", metavar="FASTA")

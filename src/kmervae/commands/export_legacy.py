@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: output paths (checked against the inputs by the CLI)
+OUTPUTS = ("output", "ids")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("store", metavar="STORE.zarr")
