@@ -156,10 +156,14 @@ def test_embed_and_query_take_a_device(tmp_path, capsys):
     cuda = main([*base, str(tmp_path / "cuda.zarr"), "--device", "cuda"])
     if torch.cuda.is_available():
         assert cuda == 0
-        np.testing.assert_allclose(open_embeddings(tmp_path / "cuda.zarr").z_mean(), cpu, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            open_embeddings(tmp_path / "cuda.zarr").z_mean(), cpu, rtol=1e-4, atol=1e-5
+        )
     else:
         err = capsys.readouterr().err.strip()
-        assert cuda == 2 and "--device cuda: no CUDA device is available" in err and len(err.splitlines()) == 1
+        assert (
+            cuda == 2 and "--device cuda: no CUDA device is available" in err and len(err.splitlines()) == 1
+        )
         assert not (tmp_path / "cuda.zarr").exists()
     # query embeds FASTA queries on the device it is given
     build_index(tmp_path / "cpu.zarr", tmp_path / "i.faiss", IndexParams(metric="l2", kind="flat"))

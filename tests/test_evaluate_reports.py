@@ -84,7 +84,9 @@ def test_count_distance_ranges_that_do_not_fit_the_metric_are_one_line_errors(tm
     np.fill_diagonal(d, np.inf)
     assert d.min() > 0.2  # on this data no Euclidean nearest neighbour is within the cosine-scale range
     out = tmp_path / "cd"
-    with pytest.raises(KmervaeError, match=r"fit range 0-0\.2 holds none of the 150 nearest-neighbour euclidean"):
+    with pytest.raises(
+        KmervaeError, match=r"fit range 0-0\.2 holds none of the 150 nearest-neighbour euclidean"
+    ):
         count_distance(data["emb"], out, split="all", sample=0, metric="euclidean", ranges=[(0, 0.2)])
     with pytest.raises(KmervaeError, match=r"fit range 0-2\.5 does not fit cosine distance"):
         count_distance(data["emb"], out, split="all", sample=0, ranges=[(0, 0.2), (0, 2.5)])

@@ -91,8 +91,8 @@ class Sample:
     def input_files(self) -> list[tuple[str, str]]:
         """(column, path) of every file the sample reads."""
         files = [("fasta", p) for p in self.fasta]
-        files += [(column, p) for column, p in (("npy", self.npy), ("ids", self.ids), ("labels", self.labels)) if p]
-        return files
+        others = (("npy", self.npy), ("ids", self.ids), ("labels", self.labels))
+        return files + [(column, p) for column, p in others if p]
 
 
 def _resolve(path: str, root: Path) -> str:
@@ -258,7 +258,8 @@ def check_count_distance(config: dict, source: str) -> None:
         if not 0 <= lo < hi <= top:
             raise KmervaeError(
                 f"{source}: key 'evaluation.count_distance_ranges.{i}': [{lo:g}, {hi:g}] is not a range "
-                f"low < high on the scale of count_distance_metric {metric!r}" + (" (0-2)" if top < math.inf else "")
+                f"low < high on the scale of count_distance_metric {metric!r}"
+                + (" (0-2)" if top < math.inf else "")
             )
 
 

@@ -169,7 +169,9 @@ def count_distance(
 def _pair_summary(name: str, d: np.ndarray) -> dict:
     bimodality = bimodality_coefficient(d)
     if np.isnan(bimodality):
-        log.warning("bimodality of %s pair distances written as NaN: the %d distances are all equal", name, len(d))
+        log.warning(
+            "bimodality of %s pair distances written as NaN: the %d distances are all equal", name, len(d)
+        )
     return {"mean": float(d.mean()), "std": float(d.std()), "bimodality": bimodality}
 
 
