@@ -48,6 +48,67 @@ def test_count_distance_matches_brute_force(tmp_path):
         assert (tmp_path / "cd" / f"{name}.pdf").exists()
 
 
+def strict_json(path):
+    """The JSON as a strict parser reads it: NaN or Infinity in a report is an error."""
+
+    def refuse(name):
+        raise ValueError(f"{path} holds {name}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_count_distance_defaults_fit_on_the_cosine_scale_like_linregress_and_polyfit(tmp_path, capsys):
+    data = make_data(tmp_path, n=150)
+    out = tmp_path / "cd"
+    assert main(["evaluate", "count-distance", "--embeddings", str(data["emb"]), "-o", str(out),
+                 "--split", "all", "--sample", "0", "--pairs", "500"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    r = strict_json(out / "count_distance.json")
+    assert r["metric"] == "cosine" and [f["range"] for f in r["fits"]] == [[0, 0.2], [0, 0.5], [0, 0.7]]
+    nn = np.sort(cosine_nn(data["z"]))
+    for fit in r["fits"]:
+        grid = np.linspace(*fit["range"], 200)
+        count = np.searchsorted(nn, grid, side="right")
+        slope, intercept = np.polyfit(grid, count, 1)
+        assert fit["slope"] == pytest.approx(slope, rel=1e-6) and fit["slope"] > 0
+        assert fit["intercept"] == pytest.approx(intercept, rel=1e-6, abs=1e-6)
+        assert fit["r2"] == pytest.approx(stats.linregress(grid, count).rvalue ** 2, rel=1e-9)
+        assert 0 < fit["r2"] <= 1 and f"fit {fit['range'][0]:g}-{fit['range'][1]:g}: slope" in printed
+    assert "nan" not in printed
+
+
+def test_count_distance_ranges_that_do_not_fit_the_metric_are_one_line_errors(tmp_path, capsys):
+    data = make_data(tmp_path, n=150)
+    z = data["z"].astype(np.float64)
+    d = np.linalg.norm(z[:, None] - z[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() > 0.2  # on this data no Euclidean nearest neighbour is within the cosine-scale range
+    out = tmp_path / "cd"
+    with pytest.raises(
+        KmervaeError, match=r"fit range 0-0\.2 holds none of the 150 nearest-neighbour euclidean"
+    ):
+        count_distance(data["emb"], out, split="all", sample=0, metric="euclidean", ranges=[(0, 0.2)])
+    with pytest.raises(KmervaeError, match=r"fit range 0-2\.5 does not fit cosine distance"):
+        count_distance(data["emb"], out, split="all", sample=0, ranges=[(0, 0.2), (0, 2.5)])
+    with pytest.raises(KmervaeError, match=r"fit range 0\.5-0\.5 does not fit"):
+        count_distance(data["emb"], out, split="all", sample=0, ranges=[(0.5, 0.5)])
+    with pytest.raises(KmervaeError, match="at least 4 random pairs"):
+        count_distance(data["emb"], out, split="all", sample=0, pairs=0)
+    assert not out.exists()
+    argv = ["evaluate", "count-distance", "--embeddings", str(data["emb"]), "-o", str(out), "--split", "all"]
+    assert main([*argv, "--metric", "euclidean"]) == 2  # the default ranges are on the cosine scale
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fit range 0-0.2 holds none" in err and str(data["emb"]) in err
+    assert not out.exists()
+    # Euclidean ranges on the Euclidean scale fit
+    hi = float(np.quantile(d.min(axis=1), 0.9))
+    assert main([*argv, "--metric", "euclidean", "--ranges", f"0-{hi}"]) == 0
+    fit = strict_json(out / "count_distance.json")["fits"][0]
+    grid = np.linspace(0, hi, 200)
+    oracle = stats.linregress(grid, np.searchsorted(np.sort(d.min(axis=1)), grid, side="right"))
+    assert fit["slope"] == pytest.approx(oracle.slope) and fit["r2"] == pytest.approx(oracle.rvalue**2)
+
+
 def test_bimodality_coefficient_separates_one_mode_from_two():
     rng = np.random.default_rng(0)
     assert bimodality_coefficient(rng.normal(size=5000)) < 0.5

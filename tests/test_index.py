@@ -50,7 +50,10 @@ def test_flat_index_is_exact(tmp_path, metric):
     index = LoadedIndex(tmp_path / "i.faiss")
     pos, dist = index.search(z[:30], 10, exclude=np.arange(30))
     expected, d = brute_force(z, z[:30], 10, metric, exclude=np.arange(30))
-    np.testing.assert_array_equal(pos, expected)  # recall of flat = 1, same order
+    # recall of flat = 1, same order: float32 FAISS and the float64 oracle rank alike on any CPU
+    # because these random points have no near-ties (checked, far above float32 rounding)
+    assert np.diff(np.take_along_axis(d, expected, 1), axis=1).min() > 1e-4
+    np.testing.assert_array_equal(pos, expected)
     np.testing.assert_allclose(dist, np.take_along_axis(d, expected, 1), atol=1e-5)
     assert list(index.ids[:3]) == ids[:3]
 

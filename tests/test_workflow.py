@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from kmervae.errors import KmervaeError
-from kmervae.workflow_config import plan, read_samples, validate_config
+from kmervae.workflow_config import check_input_files, plan, read_samples, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -124,6 +124,42 @@ def test_plan_cross_checks_samples_and_models(tmp_path):
     config["models"] = ["default", "nosuch"]
     with pytest.raises(KmervaeError, match=r"key 'models\.1': no model config .*nosuch\.yaml"):
         plan(config, samples, REPO / "config" / "models")
+
+
+def test_a_missing_sample_file_names_the_row_at_start_up(tmp_path):
+    config = validate_config(load_config("config.yaml"), SCHEMAS / "config.schema.yaml")
+    rows = (REPO / config["samples"]).read_text().replace("lambda.fa.gz", "lamdba.fa.gz")
+    table = tmp_path / "samples.tsv"
+    table.write_text(rows)
+    samples = read_samples(table, SCHEMAS / "samples.schema.yaml", REPO)
+    missing = REPO / "resources" / "demo" / "lamdba.fa.gz"
+    row = f"{table}: line 2 (sample 'aquatic'): column 'fasta': no such file: {missing}"
+    with pytest.raises(KmervaeError, match=f"^{re.escape(row)}$"):
+        plan(config, samples, REPO / "config" / "models")
+    # the same through Snakemake, even where the results of that sample exist: one line, no job
+    work = workdir_for(tmp_path / "work")
+    (work / "results" / "chopped").mkdir(parents=True)
+    (work / "results" / "chopped" / "aquatic.fa.gz").touch()
+    result = snakemake("-n", "--config", f"samples={table}", f"data_root={REPO}", cwd=work, check=False)
+    assert result.returncode != 0 and "Nothing to be done" not in result.stdout
+    assert f"kmervae: error: {row}" in result.stdout
+    # a legacy sample's matrix too
+    table.write_text("sample\tnpy\tids\tgroup\nref\tr.npy\tr.txt\tref\n")
+    (tmp_path / "r.npy").touch()
+    legacy = read_samples(table, SCHEMAS / "samples.schema.yaml", tmp_path)
+    with pytest.raises(KmervaeError, match=r"line 2 \(sample 'ref'\): column 'ids': no such file: .*r\.txt$"):
+        check_input_files(legacy, ["ref"])
+
+
+def test_count_distance_ranges_off_the_metric_scale_stop_at_start_up():
+    config = validate_config(load_config("config.yaml"), SCHEMAS / "config.schema.yaml")
+    samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
+    assert config["evaluation"]["count_distance_metric"] == "cosine" != config["evaluation"]["metric"]
+    config["evaluation"]["count_distance_ranges"] = [[0, 0.2], [0, 3]]
+    with pytest.raises(KmervaeError, match=r"key 'evaluation.count_distance_ranges.1': \[0, 3\] is not a range"):
+        plan(config, samples, REPO / "config" / "models")
+    config["evaluation"]["count_distance_metric"] = "euclidean"
+    assert plan(config, samples, REPO / "config" / "models").runs
 
 
 def test_bad_config_stops_snakemake_with_one_line(tmp_path):
@@ -244,6 +280,13 @@ def test_tiny_workflow_end_to_end_then_noop_then_resume(tmp_path):
     figures = ["length_sweep", "loss_curves", "lr_curves", "mse_by_kmer", "grand_comparison"]
     for name in figures:
         assert (work / "results" / "figures" / f"{name}.png").stat().st_size > 1000
+    # count-distance on its own (cosine) scale: real fits, and no NaN in its report
+    reports = sorted((work / "results" / "reports").rglob("count_distance.json"))
+    for path in reports:
+        refuse = lambda name: pytest.fail(f"{path} holds {name}")  # noqa: E731
+        numbers = json.loads(path.read_text(), parse_constant=refuse)
+        assert numbers["metric"] == "cosine" and all(0 < f["r2"] <= 1 for f in numbers["fits"]), path
+    assert len(reports) == len(trained)
     # nothing to do on a rerun
     again = snakemake("--cores", "2", *config, cwd=work)
     assert "Nothing to be done" in again.stdout

@@ -205,6 +205,13 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def to_device(model, device: str = "auto"):
+    """The model on ``auto`` (CUDA when present), ``cpu`` or ``cuda``; embeddings come back as numpy."""
+    from .train import pick_device
+
+    return model.to(pick_device(device))
+
+
 def _model_attrs(model, model_dir: str | os.PathLike | None) -> dict:
     return {
         "model_dir": str(model_dir) if model_dir is not None else str(getattr(model, "model_dir", "")),
@@ -305,11 +312,12 @@ def embed_path(
     batch_size: int = DEFAULT_BATCH_SIZE,
     threads: int | None = None,
     split: str | None = None,
+    device: str = "auto",
 ) -> Path:
     """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json)."""
     from .model import load_model
 
-    model = load_model(model_dir, weights=weights)
+    model = to_device(load_model(model_dir, weights=weights), device)
     inputs = list(input_path) if isinstance(input_path, (list, tuple)) else [input_path]
     for p in inputs:
         if not Path(p).exists():

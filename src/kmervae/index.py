@@ -342,6 +342,7 @@ def query_index(
     weights: str = "best",
     threads: int | None = None,
     batch_size: int = 1024,
+    device: str = "auto",
 ) -> int:
     """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
 
@@ -382,10 +383,11 @@ def query_index(
             if model_dir is None:
                 raise KmervaeError("--fasta needs --model MODEL_DIR (the model the index was built from)")
             from .count import count_chunks
+            from .embed import to_device
             from .kmers import Layout
             from .model import load_model
 
-            model = load_model(model_dir, weights=weights)
+            model = to_device(load_model(model_dir, weights=weights), device)
             check_same_model(
                 model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path)
             )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
@@ -81,10 +82,17 @@ class Sample:
     ids: str | None = None
     chop: bool = False
     labels: str | None = None
+    row: str = field(default="", compare=False)  # "TABLE: line N (sample 'NAME')", for error messages
 
     @property
     def is_legacy(self) -> bool:
         return self.npy is not None
+
+    def input_files(self) -> list[tuple[str, str]]:
+        """(column, path) of every file the sample reads."""
+        files = [("fasta", p) for p in self.fasta]
+        others = (("npy", self.npy), ("ids", self.ids), ("labels", self.labels))
+        return files + [(column, p) for column, p in others if p]
 
 
 def _resolve(path: str, root: Path) -> str:
@@ -150,6 +158,7 @@ def read_samples(
             ids=_resolve(record["ids"], root) if "ids" in record else None,
             chop=bool(record.get("chop", False)),
             labels=_resolve(record["labels"], root) if "labels" in record else None,
+            row=where,
         )
     if not samples:
         raise KmervaeError(f"{path}: the samples table has a header but no samples")
@@ -229,10 +238,36 @@ def override_assignments(overrides: dict) -> list[str]:
     return out
 
 
+def check_input_files(samples: dict[str, Sample], names) -> None:
+    """Every file of the named samples exists: a typo in the samples table stops the run at start-up
+    with its row, rather than as Snakemake's missing-input error, or not at all when results exist."""
+    for name in names:
+        sample = samples[name]
+        for column, path in sample.input_files():
+            if not os.path.isfile(path):
+                what = "is a directory, not a file" if os.path.isdir(path) else "no such file"
+                raise KmervaeError(f"{sample.row or name}: column {column!r}: {what}: {path}")
+
+
+def check_count_distance(config: dict, source: str) -> None:
+    """count-distance's fit ranges lie on its metric's scale (cosine distance is 0-2)."""
+    evaluation = config.get("evaluation", {})
+    metric = evaluation.get("count_distance_metric", "cosine")
+    top = 2.0 if metric == "cosine" else math.inf
+    for i, (lo, hi) in enumerate(evaluation.get("count_distance_ranges", [])):
+        if not 0 <= lo < hi <= top:
+            raise KmervaeError(
+                f"{source}: key 'evaluation.count_distance_ranges.{i}': [{lo:g}, {hi:g}] is not a range "
+                f"low < high on the scale of count_distance_metric {metric!r}"
+                + (" (0-2)" if top < math.inf else "")
+            )
+
+
 def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike = "config/models") -> Plan:
-    """Cross-check the config against the samples and model files and list runs and test sets."""
+    """Cross-check the config against the samples, their files and the model files; list runs and test sets."""
     source = config.get("_source", "config")
     datasets = config["datasets"]
+    check_count_distance(config, source)
     for name, spec in datasets.items():
         for key in ("samples", "test_samples"):
             for i, sample in enumerate(spec.get(key, [])):
@@ -246,6 +281,7 @@ def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike
             raise KmervaeError(
                 f"{source}: key 'datasets.{name}.test_samples': {sorted(extra)} are not among the dataset's samples"
             )
+        check_input_files(samples, spec["samples"])
         fractions = spec.get("fractions", [0.9, 0.1, 0.0])
         if abs(sum(fractions) - 1.0) > 1e-6:
             raise KmervaeError(f"{source}: key 'datasets.{name}.fractions': {fractions} do not add up to 1")

@@ -5,5 +5,5 @@ from wiring import run_kmervae
 run_kmervae(
     snakemake,
     ["embed", "--model", snakemake.input.model, snakemake.input.store, "-o", snakemake.output.embeddings,
-     "--threads", snakemake.threads],
+     "--threads", snakemake.threads, "--device", snakemake.params.device],
 )

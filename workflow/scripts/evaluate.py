@@ -12,7 +12,8 @@ if report in ("spearman", "baselines"):
     argv += ["--pool", s["pool"], "--queries", s["queries"], "--k", s["k"], "--metric", s["metric"],
              "--bootstrap", s["bootstrap"]]
 elif report == "count-distance":
-    argv += ["--sample", s["sample"], "--metric", s["metric"]]
+    argv += ["--sample", s["sample"], "--metric", s["count_distance_metric"],
+             "--ranges", ",".join(f"{lo}-{hi}" for lo, hi in s["count_distance_ranges"])]
 elif report == "retrieval":
     argv += ["--labels", snakemake.input.labels, "--label-column", s["label_column"], "--pool", s["pool"],
              "--queries", s["retrieval_queries"], "--metric", s["metric"],

@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per forward pass")
     parser.add_argument("--threads", type=int, default=None, help="torch / counting threads")
     parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if present"
+    )
+    parser.add_argument(
         "--split",
         choices=("train", "validation", "test"),
         default=None,
@@ -36,6 +39,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
         split=args.split,
+        device=args.device,
     )
     emb = open_embeddings(out)
     print(f"{out}: {emb.n} contigs x {emb.latent_dim} (model {emb.model_config_hash})")

@@ -16,11 +16,17 @@ def _ints(text: str) -> list[int]:
 
 
 def _floats_ranges(text: str) -> list[tuple[float, float]]:
-    """'0-0.2,0-0.5' → [(0, 0.2), (0, 0.5)]."""
+    """'0-0.2,0-0.5' → [(0, 0.2), (0, 0.5)] (the numbers may have exponents: 0-1e-05)."""
+    import argparse
+    import re
+
+    number = r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
     out = []
     for part in text.split(","):
-        lo, hi = part.split("-")
-        out.append((float(lo), float(hi)))
+        m = re.fullmatch(rf"\s*{number}\s*-\s*{number}\s*", part)
+        if not m:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a range LOW-HIGH (e.g. 0-0.2,0-0.5)")
+        out.append((float(m[1]), float(m[2])))
     return out
 
 
@@ -62,12 +68,18 @@ def add_arguments(parser) -> None:
     )
     _common(p, store=None)
     p.add_argument("--sample", type=int, default=100_000, help="contigs sampled (0 = all)")
-    p.add_argument("--metric", choices=("euclidean", "cosine"), default="cosine")
+    p.add_argument(
+        "--metric",
+        choices=("euclidean", "cosine"),
+        default="cosine",
+        help="nearest-neighbour distance (default cosine, the scale of the default ranges)",
+    )
     p.add_argument(
         "--ranges",
         type=_floats_ranges,
         default=[(0, 0.2), (0, 0.5), (0, 0.7)],
-        help="fit ranges, e.g. 0-0.2,0-0.5",
+        help="fit ranges on the metric's scale, each holding some nearest-neighbour distances "
+        "(default 0-0.2,0-0.5,0-0.7, cosine)",
     )
     p.add_argument("--pairs", type=int, default=100_000, help="random pairs for the pairwise distributions")
 

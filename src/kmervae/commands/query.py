@@ -16,6 +16,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("-k", type=int, default=50, help="neighbours per query (default 50)")
     parser.add_argument("-o", "--output", required=True, metavar="neighbours.tsv")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where --fasta queries are embedded (default: CUDA if present)",
+    )
 
 
 def run(args) -> int:
@@ -31,6 +37,7 @@ def run(args) -> int:
         embeddings=args.embeddings,
         weights=args.weights,
         threads=args.threads,
+        device=args.device,
     )
     print(f"{args.output}: {rows} neighbour rows")
     return 0

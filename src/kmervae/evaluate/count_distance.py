@@ -3,12 +3,19 @@
 For a seeded sample: each point's exact nearest-neighbour distance (within the sample),
 its histogram, the cumulative count of points vs distance with straight-line fits over
 configured distance ranges (slope, intercept, R²), and the distributions of Euclidean and
-cosine distances over random pairs (the paper's analysis found cosine bimodal, Euclidean unimodal;
-the bimodality coefficient is reported for both).
+cosine distances over random pairs (the development logs saw cosine bimodal, Euclidean
+unimodal; the bimodality coefficient is reported for both).
+
+The default metric is cosine and the default ranges (0-0.2, 0-0.5, 0-0.7) are on the cosine
+scale, as in the development logs' analysis. The ranges are absolute distances, not
+quantiles, so that fits of different models over the same range compare. A range outside
+the metric's scale (cosine distance lies in 0-2), or one that holds no nearest-neighbour
+distance (its count is constant, the fit has no R²), is an error naming the range.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -30,6 +37,39 @@ from .neighbours import (
 
 DEFAULT_RANGES = ((0.0, 0.2), (0.0, 0.5), (0.0, 0.7))
 DEFAULTS = {"sample": 100_000, "metric": "cosine", "pairs": 100_000, "bins": 100, "seed": 42}
+METRIC_MAX = {"cosine": 2.0, "euclidean": float("inf")}
+MIN_PAIRS = 4  # the bimodality coefficient needs four values
+
+log = logging.getLogger(__name__)
+
+
+def check_ranges(ranges, metric: str) -> list[tuple[float, float]]:
+    """The fit ranges as (lo, hi) floats with 0 <= lo < hi <= the metric's largest distance."""
+    if metric not in METRIC_MAX:
+        raise KmervaeError(f"unknown metric {metric!r} (use {' or '.join(METRIC_MAX)})")
+    out = []
+    for lo, hi in ranges:
+        lo, hi = float(lo), float(hi)
+        if not 0 <= lo < hi <= METRIC_MAX[metric]:
+            scale = "0-2" if metric == "cosine" else "0 and up"
+            raise KmervaeError(
+                f"fit range {lo:g}-{hi:g} does not fit {metric} distance: a range needs "
+                f"low < high, both on the {metric} scale ({scale})"
+            )
+        out.append((lo, hi))
+    if not out:
+        raise KmervaeError("count-distance needs at least one fit range")
+    return out
+
+
+def check_ranges_hold_distances(nn: np.ndarray, ranges, metric: str, source) -> None:
+    """A range without a nearest-neighbour distance in (lo, hi] has a constant count: no fit."""
+    for lo, hi in ranges:
+        if not ((nn > lo) & (nn <= hi)).any():
+            raise KmervaeError(
+                f"{source}: fit range {lo:g}-{hi:g} holds none of the {len(nn)} nearest-neighbour "
+                f"{metric} distances (they span {nn.min():.4g}-{nn.max():.4g}); choose ranges on that scale"
+            )
 
 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> dict:
@@ -74,6 +114,9 @@ def count_distance(
 ) -> dict:
     """Write count_distance.json, count_distance.tsv (histogram) and figures; return the numbers."""
     outdir = Path(outdir)
+    ranges = check_ranges(ranges, metric)
+    if pairs < MIN_PAIRS:
+        raise KmervaeError(f"count-distance needs at least {MIN_PAIRS} random pairs, got {pairs}")
     emb = Embeddings(embeddings)
     used, rows = eligible_rows(emb, split)
     rows = sample_rows(rows, sample, seed)
@@ -83,8 +126,11 @@ def count_distance(
         )
     with limit_threads(threads):
         z = emb.take(rows)
+        if not np.isfinite(z).all():
+            raise KmervaeError(f"{embeddings}: z_mean holds {int((~np.isfinite(z)).sum())} non-finite values")
         _, nn = exact_knn(z, blocks_of(lambda p: z[p], len(z)), 1, metric, exclude=np.arange(len(z)))
     nn = nn[:, 0]
+    check_ranges_hold_distances(nn, ranges, metric, embeddings)
     rng = np.random.default_rng(seed + 1)
     a = rng.integers(0, len(z), size=pairs)
     b = (a + rng.integers(1, len(z), size=pairs)) % len(z)
@@ -93,6 +139,7 @@ def count_distance(
     hist, edges = np.histogram(nn, bins=bins)
     cumulative = np.cumsum(hist)
     fits = cumulative_fits(nn, ranges)
+    pairwise = {name: _pair_summary(name, d) for name, d in (("euclidean", euclid), ("cosine", cosine))}
     numbers = {
         "sample": len(z),
         "split": used,
@@ -105,19 +152,7 @@ def count_distance(
             "q95": float(np.quantile(nn, 0.95)),
         },
         "fits": fits,
-        "pairwise": {
-            "pairs": int(pairs),
-            "euclidean": {
-                "mean": float(euclid.mean()),
-                "std": float(euclid.std()),
-                "bimodality": bimodality_coefficient(euclid),
-            },
-            "cosine": {
-                "mean": float(cosine.mean()),
-                "std": float(cosine.std()),
-                "bimodality": bimodality_coefficient(cosine),
-            },
-        },
+        "pairwise": {"pairs": int(pairs), **pairwise},
         "embeddings": str(embeddings),
         "model_config_hash": emb.model_config_hash,
     }
@@ -129,6 +164,15 @@ def count_distance(
     _plot(nn, fits, euclid, cosine, metric, len(z), outdir)
     write_json(outdir / "count_distance.json", numbers)
     return numbers
+
+
+def _pair_summary(name: str, d: np.ndarray) -> dict:
+    bimodality = bimodality_coefficient(d)
+    if np.isnan(bimodality):
+        log.warning(
+            "bimodality of %s pair distances written as NaN: the %d distances are all equal", name, len(d)
+        )
+    return {"mean": float(d.mean()), "std": float(d.std()), "bimodality": bimodality}
 
 
 def _plot(nn, fits, euclid, cosine, metric, n, outdir: Path) -> None:
