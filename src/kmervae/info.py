@@ -42,6 +42,8 @@ WEIGHTS_HASH_KEYS = ("weights_sha256", "model_weights_sha256", "model_hash", "we
 BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 #: report JSON files `kmervae evaluate` writes, in the order they are shown
 REPORT_FILES = ("spearman", "baselines", "count_distance", "retrieval", "map")
+#: index parameters that matter for each kind (the sidecar records all of them)
+INDEX_PARAMS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivf": ("ivf_nlist", "ivf_nprobe")}
 WHAT_INFO_READS = (
     "a k-mer store, embeddings store, model directory, FAISS index (.faiss with its sidecars) "
     "or report folder"
@@ -176,7 +178,7 @@ def describe_embeddings(path: str | os.PathLike) -> dict:
         },
         "source": {
             "path": a.get("input"),
-            "kind": "FASTA" if "input_sha256" in a else source_attrs.get("format", "k-mer store"),
+            "kind": "FASTA" if "input_sha256" in a else "k-mer store",
             "n": source_attrs.get("n"),
             "split": a.get("split"),
         },
@@ -664,10 +666,11 @@ def _render_model(info: dict) -> list[str]:
 
 
 def _render_index(info: dict) -> list[str]:
-    params = ", ".join(f"{k} {v}" for k, v in info["params"].items() if v is not None)
+    shown = INDEX_PARAMS.get(info["index_kind"], ())
+    params = ", ".join(f"{k} {info['params'][k]}" for k in shown if info["params"].get(k) is not None)
     weights = f", weights {_short(info['weights_hash'])}" if info["weights_hash"] else ""
     return [
-        f"  index      {info['index_kind']}, {info['metric']}; {params}",
+        f"  index      {info['index_kind']}, {info['metric']}" + (f"; {params}" if params else ""),
         f"  vectors    {info['n']:,} x {info['width']}"
         + (f"; {info['ids']:,} IDs" if info["ids"] is not None else ""),
         f"  model      config {_short(info['model_config_hash'])}{weights}",
@@ -679,7 +682,7 @@ def _render_index(info: dict) -> list[str]:
 def _ci(value: float, ci: list) -> str:
     lo, hi = ci
     return (
-        f"{value:.3f} (95% CI {lo:.3f}-{hi:.3f})"
+        f"{value:.3f} (95% CI {lo:.3f} to {hi:.3f})"
         if not (math.isnan(lo) or math.isnan(hi))
         else f"{value:.3f}"
     )
