@@ -9,11 +9,11 @@ the output's suffix (.tsv, .parquet, .npy, .h5ad) or --format.
 
 Columns (TSV, Parquet, the obs of .h5ad): id, length, sample, split, gc (from the k-mer
 store), label (--labels), tsne_x/tsne_y/map_cluster (--map), then z_0 .. z_{d-1}
-(.h5ad: obsm["X_vae"], and obsm["X_tsne"] from --map; X is empty, use use_rep="X_vae").
+(.h5ad: obsm["X_vae"], and obsm["X_tsne"] from --map; X is left out: use_rep="X_vae").
 
 Memory: every format is written chunk by chunk (--chunk-rows), plus the labels and map
-tables; .h5ad also holds the set of IDs (to make obs names unique) and, with
---neighbours, the neighbour matrix in memory. Every file is written to a temporary
+tables; .h5ad also holds the set of IDs (to make obs names unique), and --neighbours
+the set of IDs and, for .h5ad, the neighbour matrix. Every file is written to a temporary
 sibling and renamed into place when complete."""
 
 
