@@ -15,7 +15,9 @@ from kmervae import config as cfg
 from kmervae.cli import main
 from kmervae.embed import embed_store
 from kmervae.errors import KmervaeError
+from kmervae.evaluate.baselines import baselines
 from kmervae.evaluate.count_distance import count_distance
+from kmervae.evaluate.map import map_embeddings
 from kmervae.evaluate.retrieval import retrieval
 from kmervae.evaluate.spearman import spearman
 from kmervae.index import IndexParams, build_index
@@ -189,9 +191,15 @@ def test_report_tree_headlines_match_the_report_files(tmp_path, capsys):
     spearman(data["emb"], data["store"], root / "spearman", pool=0, queries=20, k=5, bootstrap=200)
     count_distance(data["emb"], root / "count_distance", sample=0, pairs=300, ranges=[(0, 0.1)])
     retrieval(data["emb"], data["labels"], root / "retrieval", ks=(1, 5), queries=20)
+    baselines(
+        data["emb"], data["store"], root / "baselines", widths=(4,), pool=0, queries=20, k=5, bootstrap=0
+    )
+    map_embeddings(data["emb"], root / "map", sample=0, n_iter=50, early_exaggeration_iter=20, split="all")
     info = json_of_cli(capsys, tmp_path / "reports")
     assert [f["folder"] for f in info["folders"]] == [
+        "run1/test/baselines",
         "run1/test/count_distance",
+        "run1/test/map",
         "run1/test/retrieval",
         "run1/test/spearman",
     ]
@@ -207,10 +215,20 @@ def test_report_tree_headlines_match_the_report_files(tmp_path, capsys):
     )
     fit = json.loads((root / "count_distance" / "count_distance.json").read_text())["fits"][0]
     assert by_name["count_distance"]["fits"][0]["slope"] == fit["slope"]
+    table = read_history(root / "baselines" / "baselines.tsv")
+    got = by_name["baselines"]["rows"]
+    assert [(r["method"], r["width"]) for r in got] == [(t["method"], int(t["width"])) for t in table]
+    assert [r["spearman"] for r in got] == pytest.approx([float(t["spearman"]) for t in table], abs=1e-5)
+    assert got[0]["spearman_ci95"] == [None, None]  # no bootstrap: NaN in the report, null in strict JSON
+    clusters = np.array([int(r["cluster"]) for r in read_history(root / "map" / "map.tsv")])
+    m = by_name["map"]
+    assert m["n"] == len(clusters) == 120 and m["clusters"] == clusters.max() + 1
+    assert m["noise_fraction"] == pytest.approx((clusters < 0).mean())
     text = render(describe(root / "spearman"))
     lo, hi = s["spearman_ci95"]
     assert f"Spearman {s['spearman']:.3f} (95% CI {lo:.3f} to {hi:.3f})" in text
-    assert "P@5" in render(describe(tmp_path / "reports"))
+    text = render(describe(tmp_path / "reports"))
+    assert "P@5" in text and f"map        120 contigs, {m['clusters']} clusters" in text
 
 
 def test_unknown_and_broken_paths_are_one_line(tmp_path, capsys):

@@ -758,6 +758,22 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
 }
 
 
+def _finite(value):
+    """NaN and infinities as None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(info: dict) -> str:
+    """The description as strict JSON (what ``--json`` prints)."""
+    return json.dumps(_finite(info), indent=2, default=str, allow_nan=False)
+
+
 def render(info: dict) -> str:
     """The text `kmervae info` prints: a header line, then aligned key/value lines."""
     lines = [f"{info['path']}: {info['kind']}"]

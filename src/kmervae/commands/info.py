@@ -8,16 +8,17 @@ def add_arguments(parser) -> None:
         "path",
         metavar="PATH",
         help="a k-mer store or dataset, embeddings store, model directory (kmervae train), "
-        "FAISS index (INDEX.faiss, or its .json sidecar) or report folder (kmervae evaluate, or a tree of them)",
+        "FAISS index (INDEX.faiss, or its .json sidecar) or report folder (kmervae evaluate, "
+        "or a tree of them)",
     )
-    parser.add_argument("--json", action="store_true", help="print the same facts as JSON (machine-readable)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the same facts as JSON (machine-readable; NaN as null)"
+    )
 
 
 def run(args) -> int:
-    import json
-
-    from ..info import describe, render
+    from ..info import describe, render, to_json
 
     info = describe(args.path)
-    print(json.dumps(info, indent=2, default=str) if args.json else render(info))
+    print(to_json(info) if args.json else render(info))
     return 0
