@@ -29,11 +29,12 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("chop", "chop", "cut genomes into contig-like fragments and write their labels"),
     ("import-legacy", "import_legacy", "import a legacy N x 2773 float32 .npy + ids.txt as a store"),
     ("export-legacy", "export_legacy", "export a store as a legacy N x 2773 float32 .npy + ids.txt"),
-    ("info", "info", "describe a k-mer store, embedding or model directory"),
+    ("info", "info", "summarise any output: k-mer store, embeddings, model directory, index, reports"),
     ("train", "train", "train the VAE on a dataset store"),
     ("embed", "embed", "embed a store or FASTA as the VAE's z_mean"),
     ("index", "index", "build a FAISS index over embeddings"),
     ("query", "query", "nearest neighbours of contigs from an index"),
+    ("export", "export", "export embeddings as TSV, Parquet, NumPy or AnnData .h5ad"),
     ("evaluate", "evaluate", "quality reports: spearman, count-distance, baselines, retrieval, map"),
     ("compare", "compare", "cross-comparison matrix and summary figures over many runs"),
 ]

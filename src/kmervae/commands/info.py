@@ -1,18 +1,24 @@
-"""`kmervae info`: describe a k-mer store (rows, layout, lengths, splits, samples, provenance)."""
+"""`kmervae info`: a short summary of any kmervae output (store, embeddings, model, index, reports)."""
 
 from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("path", metavar="PATH")
-    parser.add_argument("--json", action="store_true", help="print the description as JSON")
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a k-mer store or dataset, embeddings store, model directory (kmervae train), "
+        "FAISS index (INDEX.faiss, or its .json sidecar) or report folder (kmervae evaluate, "
+        "or a tree of them)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the same facts as JSON (machine-readable; NaN as null)"
+    )
 
 
 def run(args) -> int:
-    import json
-
-    from ..info import describe, render
+    from ..info import describe, render, to_json
 
     info = describe(args.path)
-    print(json.dumps(info, indent=2, default=str) if args.json else render(info))
+    print(to_json(info) if args.json else render(info))
     return 0
