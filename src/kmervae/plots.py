@@ -95,18 +95,23 @@ def categorical_palette(n: int) -> list[str]:
     return [colours[i % len(colours)] for i in range(n)]
 
 
-def categories(values, keep_last: tuple[str, ...] = ()) -> tuple[list[str], list[str], np.ndarray]:
+def categories(
+    values, keep_last: tuple[str, ...] = (), by_name: bool = False
+) -> tuple[list[str], list[str], np.ndarray]:
     """Legend labels, their colours and each value's index into them, most frequent label first.
 
     With more labels than :data:`MAX_CATEGORIES`, the most frequent MAX_CATEGORIES - 1 keep a
-    colour and the rest become one grey ``other (m labels)``. Labels in ``keep_last`` (e.g.
-    ``"noise"``) get :data:`NOISE_COLOUR` and come last, outside the palette.
+    colour and the rest become one grey ``m others``. Labels in ``keep_last`` (e.g.
+    ``"noise"``) get :data:`NOISE_COLOUR` and come last, outside the palette. ``by_name``
+    lists the coloured labels in name order (numbers by value: cluster 2 before cluster 10).
     """
     values = np.asarray(values).astype(str)
     names, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     special = np.isin(names, list(keep_last))
     order = [i for i in np.lexsort((names, -counts)) if not special[i]]  # frequent first, then by name
     colours_of = order if len(order) <= MAX_CATEGORIES else order[: MAX_CATEGORIES - 1]
+    if by_name:
+        colours_of = sorted(colours_of, key=lambda i: (not names[i].isdigit(), len(names[i]), names[i]))
     legend = [str(names[i]) for i in colours_of]
     colours = categorical_palette(len(colours_of))
     slot = np.full(len(names), -1)
@@ -114,7 +119,7 @@ def categories(values, keep_last: tuple[str, ...] = ()) -> tuple[list[str], list
     rest = [i for i in order if slot[i] < 0]
     if rest:
         slot[rest] = len(legend)
-        legend.append(f"other ({len(rest)} labels)")
+        legend.append(f"{len(rest)} others")
         colours.append(OTHER_COLOUR)
     for i in np.nonzero(special)[0]:
         slot[i] = len(legend)
@@ -123,12 +128,17 @@ def categories(values, keep_last: tuple[str, ...] = ()) -> tuple[list[str], list
     return legend, colours, slot[inverse]
 
 
-def legend_outside(ax, handles=None, labels=None, ncols: int = 1, **kwargs):
-    """A legend to the right of ``ax``, outside it (constrained layout makes room), never over data."""
+def legend_outside(ax, handles=None, labels=None, ncols: int = 1, below: bool = False, **kwargs):
+    """A legend right of ``ax`` (or ``below`` the figure's axes), outside: no data is hidden.
+
+    Constrained layout makes room for both; the legend below is the figure's, under every label.
+    """
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return None
+    if below:
+        return legend_below(ax.figure, handles, labels, ncols=ncols, **kwargs)
     kwargs.setdefault("loc", "upper left")
     kwargs.setdefault("bbox_to_anchor", (1.02, 1.0))
     kwargs.setdefault("borderaxespad", 0.0)
