@@ -303,8 +303,8 @@ def heatmap_figure(long: pd.DataFrame, cmap: str = "viridis"):
     values = long.pivot(index="run", columns="testset", values="spearman").loc[runs, testsets]
     lo = long.pivot(index="run", columns="testset", values="spearman_ci_lo").loc[runs, testsets]
     hi = long.pivot(index="run", columns="testset", values="spearman_ci_hi").loc[runs, testsets]
-    width = min(DOUBLE_COLUMN, max(SINGLE_COLUMN, 2.3 + 0.8 * len(testsets)))
-    fig, ax = figure(width=width, height=1.3 + 0.3 * len(runs))
+    width = SINGLE_COLUMN if 1.9 + 0.75 * len(testsets) <= SINGLE_COLUMN else DOUBLE_COLUMN
+    fig, ax = figure(width=width, height=1.4 + 0.3 * len(runs))
     image = ax.imshow(values.to_numpy(float), cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(testsets)), testsets, rotation=30, ha="right")
     ax.set_yticks(range(len(runs)), runs)
