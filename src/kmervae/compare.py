@@ -446,7 +446,8 @@ def lr_curves_figure(histories: dict[str, pd.DataFrame]):
         rates = ", ".join(f"{v:g}" for v in np.unique(values))
         ax.text(0.5, 0.5, f"constant learning rate in every run\n({rates}; {len(histories)} runs"
                 + (", lines overlap)" if len(histories) > len(groups) else ")"),
-                transform=ax.transAxes, ha="center", va="center", bbox={"fc": "white", "ec": "0.6", "lw": 0.5})
+                transform=ax.transAxes, ha="center", va="center",
+                bbox={"fc": "white", "ec": "0.6", "lw": 0.5})
     elif groups:
         legend_outside(ax, title="schedule")
     ax.set_xlabel("epoch")
@@ -463,7 +464,7 @@ def plot_lr_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
 
 
 def mse_figure(mse: dict[str, dict[int, float]], spaces: dict[str, dict[int, str]]):
-    """Best-epoch MSE per k-mer group, one panel per space the MSE is measured in (never mixed on one axis)."""
+    """Best-epoch MSE per k-mer group, one panel per space the MSE is measured in (never one axis for two)."""
     from .plots import DOUBLE_COLUMN, categorical_palette, figure, legend_below
 
     unknown = "reconstruction MSE\n(space unknown: no config.yaml)"

@@ -79,13 +79,15 @@ matplotlib.rcParams.update(STYLE)
 
 
 def figure(*args, width: float | None = None, height: float | None = None, **kwargs):
-    """A new figure and axes (``plt.subplots``) on the headless backend, constrained layout.
+    """A new figure and axes (``plt.subplots``) on the headless backend.
 
-    ``width``/``height`` in inches (e.g. ``width=SINGLE_COLUMN``) set ``figsize``.
+    ``width``/``height`` in inches (e.g. ``width=SINGLE_COLUMN``) set the size and constrained
+    layout. Called with a plain ``figsize`` instead, the figure gets no layout engine (its
+    caller may choose one) and, if it still has none when saved, is cropped to its content.
     """
     if width is not None:
         kwargs["figsize"] = (width, height if height is not None else width * 0.75)
-    kwargs.setdefault("layout", "constrained")
+        kwargs.setdefault("layout", "constrained")
     return plt.subplots(*args, **kwargs)
 
 
@@ -163,17 +165,19 @@ def short(label: str, limit: int = 28) -> str:
 def save_figure(fig, path_without_suffix: str | os.PathLike, dpi: int = DPI) -> list[Path]:
     """Write ``fig`` as ``<path>.png`` and ``<path>.pdf`` (each atomically), close it, return the paths.
 
-    Not cropped: the PNG is the figure's size in inches times ``dpi`` pixels. PDF metadata
-    dates are dropped so the same figure gives the same bytes.
+    A figure with a layout engine (every figure from ``figure(width=...)``) is not cropped:
+    its PNG is its size in inches times ``dpi`` pixels. PDF metadata dates are dropped so the
+    same figure gives the same bytes.
     """
     base = Path(path_without_suffix)
+    bbox = None if fig.get_layout_engine() is not None else "tight"
     written = []
     try:
         for suffix in SUFFIXES:
             target = base.with_name(base.name + suffix)
             with atomic_path(target) as tmp:
                 metadata = {"CreationDate": None} if suffix == ".pdf" else {"Software": None}
-                fig.savefig(tmp, format=suffix[1:], dpi=dpi, metadata=metadata)
+                fig.savefig(tmp, format=suffix[1:], dpi=dpi, bbox_inches=bbox, metadata=metadata)
             written.append(target)
     finally:
         plt.close(fig)

@@ -136,7 +136,9 @@ def map_embeddings(
     return numbers
 
 
-def _scatter_figure(xy, colours, title, cmap=None, categorical=False, colour_label="", keep_last=(), by_name=False):
+def _scatter_figure(
+    xy, colours, title, cmap=None, categorical=False, colour_label="", keep_last=(), by_name=False
+):
     """A t-SNE map, axes labelled, n in the title; categories from the house palette, legend outside."""
     from matplotlib.lines import Line2D
 
@@ -157,8 +159,8 @@ def _scatter_figure(xy, colours, title, cmap=None, categorical=False, colour_lab
         ax.scatter(xy[order, 0], xy[order, 1], c=point_colours[order], s=size, linewidths=0)
         counts = np.bincount(slot, minlength=len(legend))
         handles = [
-            Line2D([], [], ls="", marker="o", markersize=3.5, color=c, label=f"{short(lab, 20)} ({counts[i]})")
-            for i, (lab, c) in enumerate(zip(legend, palette))
+            Line2D([], [], ls="", marker="o", markersize=3.5, color=c, label=f"{short(lab, 20)} ({count})")
+            for lab, c, count in zip(legend, palette, counts)
         ]
         legend_outside(ax, handles, [h.get_label() for h in handles], ncols=2 if below else 1, below=below,
                        title=f"{colour_label} (contigs)")
