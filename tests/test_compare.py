@@ -200,3 +200,13 @@ def test_concat_tables_keeps_one_header(tmp_path):
     with pytest.raises(KmervaeError, match="b.tsv: line 1"):
         concat_tables([a, b], tmp_path / "bad.tsv")
     assert not (tmp_path / "bad.tsv").exists()
+
+
+def test_bad_model_config_names_the_file_and_writes_nothing(sweep):
+    root, _, _, _ = sweep
+    bad = root / "models" / RUNS[1] / "config.yaml"
+    bad.write_text("model: {latent: -3}\n")
+    out = root / "out"
+    with pytest.raises(KmervaeError, match=rf"{bad}.*model.latent"):
+        compare_runs(RUNS, TESTSETS, root / "reports", root / "models", out / "m.tsv", out / "fig")
+    assert not out.exists()

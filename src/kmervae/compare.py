@@ -213,6 +213,66 @@ def _write_tsv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
         frame.to_csv(tmp, sep="\t", index=index, float_format="%.6g")
 
 
+# --- what each run's numbers are measured in ---------------------------------------------
+
+
+def read_run_config(model_dir: str | os.PathLike) -> dict | None:
+    """The resolved config a run was trained with (``config.yaml`` of its model directory), or None."""
+    from .config import load
+
+    path = Path(model_dir) / "config.yaml"
+    return load(path) if path.exists() else None
+
+
+def mse_spaces(config: dict | None) -> dict[int, str]:
+    """k -> what the history's ``mse_<k>mer`` of a run is the MSE of, from its resolved config.
+
+    The default VAE reconstructs its input (``input.transform``, e.g. the CLR profile); a
+    family model's MSE is in the space its group's loss works in (``kmervae.losses``):
+    frequencies for BCE and gated losses, log(frequency + offset) for log-MSE, else the
+    group's input transform. Without a config the space is unknown and said so.
+    """
+    if config is None:
+        return {}
+    from . import family_config as family
+
+    names = {"clr": "the CLR input", "freq": "the frequency input"}
+    transforms = family.setting(config, "input.group_transforms")
+    offset = float(family.setting(config, "input.log_offset"))
+    spaces = {}
+    for k in config["input"]["ks"]:
+        name = f"{k}mer"
+        spec = family.loss_spec(config, name) if family.is_family(config) else {"kind": "mse"}
+        transform = transforms.get(name, config["input"]["transform"])
+        if spec["kind"] == "bce":
+            spaces[int(k)] = "frequencies (BCE loss)"
+        elif spec["kind"] == "gated":
+            spaces[int(k)] = "frequencies (gated loss)"
+        elif spec["kind"] == "log_mse":
+            spaces[int(k)] = f"log(frequency + {spec['offset']:g}) (log-MSE loss)"
+        elif transform == "log":
+            spaces[int(k)] = f"the log(frequency + {offset:g}) input"
+        else:
+            spaces[int(k)] = names.get(transform, f"the {transform} input")
+    return spaces
+
+
+def loss_description(config: dict | None) -> str:
+    """What a run's training/validation loss sums, in words short enough for a panel title."""
+    if config is None:
+        return "loss (config.yaml missing)"
+    from . import family_config as family
+
+    beta = f"{float(config['loss']['beta']):g}·KL"
+    if not family.is_family(config):
+        return f"Σ squared error + {beta}"
+    weighting = family.setting(config, "loss.weighting")
+    terms = {"per_feature": "Σ per-column losses", "equal": "Σ group mean losses"}
+    text = terms.get(weighting, "Σ weighted group means")
+    scale = float(family.setting(config, "loss.scale"))
+    return f"{text}{f' × {scale:g}' if scale != 1 else ''} + {beta}"
+
+
 # --- figures -----------------------------------------------------------------------------
 
 
@@ -225,104 +285,262 @@ def _errors(part: pd.DataFrame) -> np.ndarray | None:
     return np.clip(np.vstack([np.nan_to_num(value - lo), np.nan_to_num(hi - value)]), 0, None)
 
 
-def plot_heatmap(long: pd.DataFrame, path: Path, cmap: str = "viridis") -> None:
-    from .plots import figure, save_figure
+SPEARMAN_LABEL = "Spearman ρ, latent distance vs k-mer MSE\n(higher is better)"
+
+
+def _pairs_per_cell(long: pd.DataFrame) -> str:
+    """'n = Q queries × K neighbours' when every cell used the same numbers, else ''."""
+    queries, k = pd.unique(long["queries"].dropna()), pd.unique(long["k"].dropna())
+    if len(queries) == 1 and len(k) == 1:
+        return f"n = {int(queries[0])} queries × {int(k[0])} neighbours"
+    return ""
+
+
+def heatmap_figure(long: pd.DataFrame, cmap: str = "viridis"):
+    from .plots import DOUBLE_COLUMN, SINGLE_COLUMN, SMALL_PT, figure
 
     runs, testsets = list(pd.unique(long.run)), list(pd.unique(long.testset))
     values = long.pivot(index="run", columns="testset", values="spearman").loc[runs, testsets]
     lo = long.pivot(index="run", columns="testset", values="spearman_ci_lo").loc[runs, testsets]
     hi = long.pivot(index="run", columns="testset", values="spearman_ci_hi").loc[runs, testsets]
-    fig, ax = figure(figsize=(1.6 + 1.3 * len(testsets), 1.2 + 0.55 * len(runs)))
+    width = SINGLE_COLUMN if 1.9 + 0.75 * len(testsets) <= SINGLE_COLUMN else DOUBLE_COLUMN
+    fig, ax = figure(width=width, height=1.4 + 0.3 * len(runs))
     image = ax.imshow(values.to_numpy(float), cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(testsets)), testsets, rotation=30, ha="right")
     ax.set_yticks(range(len(runs)), runs)
-    ax.set_xlabel("test set")
-    ax.set_ylabel("run (dataset.threshold.model)")
-    middle = np.nanmean(values.to_numpy(float)) if values.size else 0
+    ax.set_xlabel("test set (dataset.min length)")
+    ax.set_ylabel("run (dataset.min length.model)")
+    ax.tick_params(length=0)
+    ax.spines[:].set_visible(False)
+    finite = values.to_numpy(float)[np.isfinite(values.to_numpy(float))]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for i in range(len(runs)):
         for j in range(len(testsets)):
             v = values.iat[i, j]
             ax.text(j, i, f"{v:.3f}\n[{lo.iat[i, j]:.3f}, {hi.iat[i, j]:.3f}]", ha="center", va="center",
-                    fontsize=7, color="white" if v < middle else "black")
-    fig.colorbar(image, ax=ax, label="Spearman (embedding vs k-mer distance)")
-    ax.set_title("Cross-comparison: every run on every test set")
-    save_figure(fig, path)
+                    fontsize=SMALL_PT, color="white" if v < middle else "black")
+    fig.colorbar(image, ax=ax, label="Spearman ρ (higher is better)", shrink=0.9)
+    n = _pairs_per_cell(long)
+    # a figure title: constrained layout keeps it above the axes and the colour bar
+    fig.suptitle("Every run on every test set: Spearman ρ [95 % CI]" + (f"\n{n} per cell" if n else ""))
+    return fig
 
 
-def plot_length_sweep(lines: dict[str, pd.DataFrame], path: Path) -> None:
-    from .plots import figure, save_figure
+def plot_heatmap(long: pd.DataFrame, path: Path, cmap: str = "viridis") -> None:
+    from .plots import save_figure
 
-    fig, ax = figure(figsize=(7, 4.5))
+    save_figure(heatmap_figure(long, cmap), path)
+
+
+def length_sweep_figure(lines: dict[str, pd.DataFrame], n: str = ""):
+    from .plots import DOUBLE_COLUMN, categorical_palette, figure, legend_outside
+
+    fig, ax = figure(width=DOUBLE_COLUMN, height=2.6)
     thresholds = sorted({t for part in lines.values() for t in part.test_threshold})
     step = min(np.diff(thresholds)) if len(thresholds) > 1 else 1000
-    for i, (label, part) in enumerate(lines.items()):
+    markers = "osD^vP*X"
+    for i, ((label, part), colour) in enumerate(zip(lines.items(), categorical_palette(len(lines)))):
         dodge = (i - (len(lines) - 1) / 2) * 0.3 * step / max(1, len(lines))  # keep error bars apart
-        ax.errorbar(part.test_threshold + dodge, part.spearman, yerr=_errors(part), marker="o", capsize=3,
-                    label=label)
-    ax.set_xticks(thresholds)
+        ax.errorbar(part.test_threshold + dodge, part.spearman, yerr=_errors(part), marker=markers[i % 8],
+                    color=colour, label=label)
+    ax.set_xticks(thresholds, [f"{t:,}" for t in thresholds])
     ax.set_xlabel("minimum contig length of the test set (bp)")
-    ax.set_ylabel("Spearman")
-    ax.set_title("Length sweep")
+    ax.set_ylabel(SPEARMAN_LABEL)
+    ax.set_title("Spearman ρ against the test set's length threshold" + (f" ({n} per point)" if n else ""))
     ax.grid(alpha=0.3)
-    if lines:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    legend_outside(ax, title="run")
+    return fig
 
 
-def plot_curves(histories: dict[str, pd.DataFrame], column: str, path: Path, log_y: bool = False) -> None:
-    from .plots import figure, save_figure
+def plot_length_sweep(lines: dict[str, pd.DataFrame], path: Path, n: str = "") -> None:
+    from .plots import save_figure
 
-    fig, ax = figure(figsize=(7, 4.5))
+    save_figure(length_sweep_figure(lines, n), path)
+
+
+def loss_curves_figure(histories: dict[str, pd.DataFrame], configs: dict[str, dict | None] | None = None):
+    """One panel per run (losses of different models are in different units), shared epoch axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    from .plots import DOUBLE_COLUMN, OKABE_ITO, SINGLE_COLUMN, figure, legend_below
+
+    runs = list(histories) or ["(no runs)"]
+    ncols = min(len(runs), 3)
+    nrows = -(-len(runs) // ncols)
+    fig, axes = figure(nrows, ncols, width=SINGLE_COLUMN if ncols == 1 else DOUBLE_COLUMN,
+                       height=0.5 + 1.45 * nrows, sharex=True, squeeze=False)
+    series = [("val_loss", "validation", OKABE_ITO[0]), ("train_loss", "training", OKABE_ITO[1])]
+    for ax, run in zip(axes.ravel(), runs):
+        history = histories.get(run)
+        if history is None:
+            continue
+        for column, label, colour in series:
+            if column in history.columns:
+                ax.plot(history.epoch, history[column], color=colour, label=label)
+        if "warmup" in history.columns and history.warmup.astype(bool).any():
+            last = history.epoch[history.warmup.astype(bool)].max()
+            ax.axvspan(history.epoch.min() - 0.5, last + 0.5, color="0.9", zorder=0, label="β warm-up")
+        if "best" in history.columns and history.best.astype(bool).any():
+            ax.axvline(history.epoch[history.best.astype(bool)].iloc[-1], color="k", ls=":", lw=0.8,
+                       label="best checkpoint")
+        if (history[[c for c, _, _ in series if c in history.columns]].to_numpy(float) > 0).all():
+            ax.set_yscale("log")  # early epochs are orders larger
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{run}\n{loss_description((configs or {}).get(run))}", fontsize=6.5)
+        if ax in axes[:, 0]:
+            ax.set_ylabel("loss per contig")
+        ax.grid(alpha=0.3)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= len(runs):
+            ax.set_axis_off()
+        elif i + ncols >= len(runs):  # nothing below: this panel carries the epoch axis
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    handles = {}
+    for ax in axes.ravel():
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    legend_below(fig, list(handles.values()), list(handles), ncols=4)
+    fig.suptitle("Loss per epoch, one panel per run (each in its model's own units)")
+    return fig
+
+
+def plot_loss_curves(histories: dict[str, pd.DataFrame], path: Path, configs=None) -> None:
+    from .plots import save_figure
+
+    save_figure(loss_curves_figure(histories, configs), path)
+
+
+def _same_series(histories: dict[str, pd.DataFrame], column: str) -> list[tuple[list[str], pd.DataFrame]]:
+    """Runs grouped by identical (epoch, value) series: lines drawn on top of each other are one entry."""
+    groups: list[tuple[list[str], pd.DataFrame]] = []
     for run, history in histories.items():
-        if column in history.columns:
-            ax.plot(history.epoch, history[column], label=run)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(column.replace("_", " "))
-    if log_y:
+        if column not in history.columns:
+            continue
+        part = history[["epoch", column]].reset_index(drop=True)
+        for names, seen in groups:
+            if seen.equals(part):
+                names.append(run)
+                break
+        else:
+            groups.append(([run], part))
+    return groups
+
+
+def lr_curves_figure(histories: dict[str, pd.DataFrame]):
+    """Learning rate per epoch; runs with the same schedule are one line, a constant rate is said so."""
+    from .plots import SINGLE_COLUMN, categorical_palette, figure, legend_outside, short
+
+    groups = _same_series(histories, "lr")
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
+    for (names, part), colour in zip(groups, categorical_palette(len(groups))):
+        label = "\n".join(short(name) for name in names)  # runs on one line, one legend entry
+        ax.plot(part.epoch, part.lr, color=colour, marker="o", markersize=2, label=label)
+    values = np.concatenate([part.lr.to_numpy(float) for _, part in groups]) if groups else np.array([])
+    constant = [len(np.unique(part.lr.to_numpy(float))) == 1 for _, part in groups]
+    if values.size and (values > 0).all() and values.max() / values.min() > 10:
         ax.set_yscale("log")
+    if groups and all(constant):
+        rates = ", ".join(f"{v:g}" for v in np.unique(values))
+        ax.text(0.5, 0.5, f"constant learning rate in every run\n({rates}; {len(histories)} runs"
+                + (", lines overlap)" if len(histories) > len(groups) else ")"),
+                transform=ax.transAxes, ha="center", va="center",
+                bbox={"fc": "white", "ec": "0.6", "lw": 0.5})
+    elif groups:
+        legend_outside(ax, title="schedule")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.set_title(f"Learning rate per epoch ({len(histories)} runs)")
     ax.grid(alpha=0.3)
-    ax.set_title(f"{column.replace('_', ' ')} per epoch, runs overlaid")
-    if histories:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    return fig
 
 
-def plot_mse_bars(mse: dict[str, dict[int, float]], path: Path) -> None:
-    from .plots import figure, save_figure
+def plot_lr_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
+    from .plots import save_figure
 
-    ks = sorted({k for per_run in mse.values() for k in per_run}, reverse=True)
-    fig, ax = figure(figsize=(max(6, 1.2 * len(ks) * max(1, len(mse)) / 2), 4.5))
-    width = 0.8 / max(1, len(mse))
-    for i, (run, per_run) in enumerate(mse.items()):
-        x = np.arange(len(ks)) + (i - (len(mse) - 1) / 2) * width
-        ax.bar(x, [per_run.get(k, np.nan) for k in ks], width=width, label=run)
-    ax.set_xticks(range(len(ks)), [f"{k}-mers" for k in ks])
-    ax.set_ylabel("reconstruction MSE (CLR) at the best epoch")
-    ax.set_title("Reconstruction error per k-mer group")
-    if mse:
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    save_figure(lr_curves_figure(histories), path)
+
+
+def mse_figure(mse: dict[str, dict[int, float]], spaces: dict[str, dict[int, str]]):
+    """Best-epoch MSE per k-mer group, one panel per space the MSE is measured in (never one axis for two)."""
+    from .plots import DOUBLE_COLUMN, categorical_palette, figure, legend_below
+
+    unknown = "reconstruction MSE\n(space unknown: no config.yaml)"
+    panels: dict[str, dict[str, dict[int, float]]] = {}
+    for run, per_run in mse.items():
+        for k, value in per_run.items():
+            space = spaces.get(run, {}).get(k)
+            label = f"MSE of {space}".replace(" (", "\n(") if space else unknown
+            panels.setdefault(label, {}).setdefault(run, {})[k] = value
+    panels = panels or {unknown: {}}
+    colour = dict(zip(mse, categorical_palette(len(mse))))
+    ratios = [1 + len({k for v in p.values() for k in v}) * max(2, len(p)) for p in panels.values()]
+    fig, axes = figure(1, len(panels), width=DOUBLE_COLUMN, height=2.6, squeeze=False,
+                       gridspec_kw={"width_ratios": ratios})
+    for ax, (label, per_run) in zip(axes[0], panels.items()):
+        ks = sorted({k for v in per_run.values() for k in v}, reverse=True)
+        width = 0.8 / max(1, len(per_run))
+        for i, (run, values) in enumerate(per_run.items()):
+            x = np.arange(len(ks)) + (i - (len(per_run) - 1) / 2) * width
+            ax.bar(x, [values.get(k, np.nan) for k in ks], width=width, color=colour[run], label=run)
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+        ax.set_xlabel("k-mer group (k)")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    handles = {}
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    legend_below(fig, list(handles.values()), list(handles), ncols=3)
+    fig.suptitle("Reconstruction MSE per k-mer group at each run's best epoch (lower is better)")
+    return fig
+
+
+def plot_mse_bars(mse: dict[str, dict[int, float]], path: Path, spaces=None) -> None:
+    from .plots import save_figure
+
+    save_figure(mse_figure(mse, spaces or {}), path)
+
+
+def grand_figure(table: pd.DataFrame):
+    """A dot plot: one row per VAE run or baseline, one colour per test set, 95 % intervals."""
+    from .plots import BASELINE_COLOUR, DOUBLE_COLUMN, categorical_palette, figure, legend_outside
+
+    testsets = list(pd.unique(table.testset))
+    mean = table.groupby("method").spearman.mean()
+    kind = table.drop_duplicates("method").set_index("method").kind
+    rows = sorted(mean.index, key=lambda m: (kind[m] != "vae", -mean[m], m))
+    slot = {m: i for i, m in enumerate(rows)}
+    row_height = max(0.15, 0.045 * len(testsets))
+    fig, ax = figure(width=DOUBLE_COLUMN, height=1.0 + row_height * max(1, len(rows)))
+    markers = "osD^vP*X"
+    for i, (testset, colour) in enumerate(zip(testsets, categorical_palette(len(testsets)))):
+        part = table[table.testset == testset]
+        dodge = (i - (len(testsets) - 1) / 2) * 0.7 / max(1, len(testsets))
+        ax.errorbar(part.spearman, part.method.map(slot) + dodge, xerr=_errors(part), fmt=markers[i % 8],
+                    color=colour, markersize=3, elinewidth=0.7, capsize=1.5, label=testset)
+    ax.set_yticks(range(len(rows)), rows)
+    for tick, method in zip(ax.get_yticklabels(), rows):
+        if kind[method] != "vae":
+            tick.set_color(BASELINE_COLOUR)
+            tick.set_style("italic")
+    vae_rows = sum(kind[m] == "vae" for m in rows)
+    if 0 < vae_rows < len(rows):
+        ax.axhline(vae_rows - 0.5, color="0.5", lw=0.6, ls="--")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel(SPEARMAN_LABEL.replace("\n", " "))
+    ax.set_ylabel("VAE run (top) · baseline, width (grey)")
+    ax.grid(axis="x", alpha=0.3)
+    legend_outside(ax, title="test set")
+    ax.set_title("Every VAE run and baseline on every test set (95 % CI), best mean first")
+    return fig
 
 
 def plot_grand(table: pd.DataFrame, path: Path) -> None:
-    from .plots import figure, save_figure
+    from .plots import save_figure
 
-    testsets = list(pd.unique(table.testset))
-    heights = [max(1, int((table.testset == t).sum())) for t in testsets] or [1]
-    fig, axes = figure(len(heights), 1, figsize=(7.5, 1.0 + 0.28 * sum(heights) + 0.5 * len(heights)),
-                       squeeze=False, gridspec_kw={"height_ratios": heights}, layout="constrained")
-    low = np.nanmin(np.r_[table.spearman.to_numpy(float), table.spearman_ci_lo.to_numpy(float)]) if len(table) else 0
-    for ax, testset in zip(axes[:, 0], testsets):
-        part = table[table.testset == testset].iloc[::-1]
-        colours = ["tab:blue" if kind == "vae" else "tab:gray" for kind in part.kind]
-        ax.barh(range(len(part)), part.spearman, xerr=_errors(part), color=colours, capsize=2)
-        ax.set_yticks(range(len(part)), part.method, fontsize=7)
-        ax.set_xlim(max(0.0, low - 0.05), 1.0)
-        ax.set_title(f"test set {testset}", fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("Spearman (embedding vs k-mer distance)")
-    fig.suptitle("Grand comparison: VAE runs (blue) and baselines (grey)")
-    save_figure(fig, path)
+    save_figure(grand_figure(table), path)
 
 
 def compare_runs(
@@ -347,6 +565,7 @@ def compare_runs(
     base = matrix_path.with_suffix("")
     long = cross_matrix(runs, testsets, reports_dir)
     histories = {run: read_history(Path(models_dir) / run) for run in runs}
+    configs = {run: read_run_config(Path(models_dir) / run) for run in runs}
     baselines = collect_baselines(runs, testsets, reports_dir)
     grand = grand_comparison(long, baselines)
 
@@ -355,10 +574,12 @@ def compare_runs(
     _write_tsv(matrix_table(long), written["matrix_wide"], index=True)
     plot_heatmap(long, base, cmap)
     written["heatmap"] = base.with_suffix(".png")
-    plot_length_sweep(length_sweep(long, length_sweep_testsets), figures_dir / "length_sweep")
-    plot_curves(histories, "val_loss", figures_dir / "loss_curves", log_y=True)  # early epochs are orders larger
-    plot_curves(histories, "lr", figures_dir / "lr_curves", log_y=True)
-    plot_mse_bars({run: best_epoch_mse(h) for run, h in histories.items()}, figures_dir / "mse_by_kmer")
+    sweep = length_sweep(long, length_sweep_testsets)
+    plot_length_sweep(sweep, figures_dir / "length_sweep", _pairs_per_cell(long))
+    plot_loss_curves(histories, figures_dir / "loss_curves", configs)
+    plot_lr_curves(histories, figures_dir / "lr_curves")
+    mse = {run: best_epoch_mse(h) for run, h in histories.items()}
+    plot_mse_bars(mse, figures_dir / "mse_by_kmer", {run: mse_spaces(c) for run, c in configs.items()})
     plot_grand(grand, figures_dir / "grand_comparison")
     _write_tsv(grand, figures_dir / "grand_comparison.tsv")
     for name in ("length_sweep", "loss_curves", "lr_curves", "mse_by_kmer", "grand_comparison"):

@@ -168,16 +168,27 @@ def format_table(numbers: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(rows, outdir: Path) -> None:
-    from ..plots import figure, save_figure
+def baselines_figure(rows):
+    """Spearman of the VAE and each PCA width, 95 % intervals, on the same pool and queries."""
+    from ..plots import BASELINE_COLOUR, SINGLE_COLUMN, VAE_COLOUR, figure
 
-    fig, ax = figure(figsize=(5, 3.5))
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
     names = [f"{r['method']}\n{r['width']}" for r in rows]
     values = [r["spearman"] for r in rows]
     err = np.array(
         [[r["spearman"] - r["spearman_ci95"][0], r["spearman_ci95"][1] - r["spearman"]] for r in rows]
     ).T
-    ax.bar(names, values, yerr=np.nan_to_num(err), capsize=3)
-    ax.set_ylabel("Spearman (latent distance vs k-mer MSE)")
-    ax.set_title(f"P={rows[0]['pool']}, {rows[0]['queries']} queries x K={rows[0]['k']}", fontsize=9)
-    save_figure(fig, outdir / "baselines")
+    colours = [VAE_COLOUR if r["method"] == "vae" else BASELINE_COLOUR for r in rows]
+    ax.bar(names, values, yerr=np.clip(np.nan_to_num(err), 0, None), color=colours, capsize=2)
+    ax.set_xlabel("method and width (dimensions)")
+    ax.set_ylabel("Spearman ρ, latent distance vs\nk-mer MSE (higher is better)")
+    ax.grid(axis="y", alpha=0.3)
+    r = rows[0]
+    ax.set_title(f"n = {r['queries']} queries × K = {r['k']} neighbours, pool P = {r['pool']:,}")
+    return fig
+
+
+def _plot(rows, outdir: Path) -> None:
+    from ..plots import save_figure
+
+    save_figure(baselines_figure(rows), outdir / "baselines")

@@ -136,36 +136,74 @@ def map_embeddings(
     return numbers
 
 
-def _scatter(xy, colours, title, outpath, cmap=None, categorical=False):
-    from ..plots import figure, save_figure
+def _scatter_figure(
+    xy, colours, title, cmap=None, categorical=False, colour_label="", keep_last=(), by_name=False
+):
+    """A t-SNE map, axes labelled, n in the title; categories from the house palette, legend outside."""
+    from matplotlib.lines import Line2D
 
-    fig, ax = figure(figsize=(6, 5.5))
-    size = max(0.5, min(8.0, 20000 / max(len(xy), 1)))
+    from ..plots import NOISE_COLOUR, OTHER_COLOUR, SINGLE_COLUMN, categories, figure, legend_outside, short
+
+    n = len(xy)
+    entries = len(np.unique(colours)) if categorical else 0
+    below = entries > 10  # a long legend goes under the map in two columns, so the map stays square
+    rows = -(-min(entries, 24) // 2) if below else 0
+    fig, ax = figure(width=SINGLE_COLUMN, height=3.7 + 0.12 * rows if below else 2.7)
+    size = max(0.3, min(6.0, 8000 / max(n, 1)))
     if categorical:
-        values = np.unique(colours)
-        lookup = {v: i for i, v in enumerate(values)}
-        codes = np.array([lookup[c] for c in colours])
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=codes, s=size, cmap=cmap or "tab20", linewidths=0)
-        if len(values) <= 20:
-            handles = [
-                ax.scatter([], [], color=sc.cmap(sc.norm(lookup[v])), s=15, label=str(v)) for v in values
-            ]
-            ax.legend(handles=handles, fontsize=6, markerscale=1, loc="best")
+        legend, palette, slot = categories(colours, keep_last=keep_last, by_name=by_name)
+        point_colours = np.asarray(palette)[slot]
+        grey = np.isin(point_colours, [OTHER_COLOUR, NOISE_COLOUR])
+        # grey points (noise, other) underneath, the rest in a fixed random order so no label hides another
+        order = np.r_[np.nonzero(grey)[0], np.random.default_rng(0).permutation(np.nonzero(~grey)[0])]
+        ax.scatter(xy[order, 0], xy[order, 1], c=point_colours[order], s=size, linewidths=0)
+        counts = np.bincount(slot, minlength=len(legend))
+        handles = [
+            Line2D([], [], ls="", marker="o", markersize=3.5, color=c, label=f"{short(lab, 20)} ({count})")
+            for lab, c, count in zip(legend, palette, counts)
+        ]
+        legend_outside(ax, handles, [h.get_label() for h in handles], ncols=2 if below else 1, below=below,
+                       title=f"{colour_label} (contigs)")
     else:
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=size, cmap=cmap or "viridis", linewidths=0)
-        fig.colorbar(sc, ax=ax, shrink=0.8)
-    ax.set_title(title, fontsize=9)
+        fig.colorbar(sc, ax=ax, shrink=0.8, label=colour_label)
+    ax.set_title(f"{title}\nn = {n:,} contigs")
+    ax.spines[:].set_visible(True)
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
     ax.set_xticks([])
     ax.set_yticks([])
-    save_figure(fig, outpath)
+    ax.set_aspect("equal", adjustable="datalim")
+    return fig
+
+
+def _scatter(xy, colours, title, outpath, **kwargs):
+    from ..plots import save_figure
+
+    save_figure(_scatter_figure(xy, colours, title, **kwargs), outpath)
 
 
 def _plot(xy, clusters, gc, label_values, label_column, outdir: Path) -> None:
     if not np.all(np.isnan(gc)):
-        _scatter(xy, gc, "t-SNE coloured by GC content", outdir / "map_gc")
+        _scatter(xy, gc, "t-SNE of z_mean by GC", outdir / "map_gc", colour_label="GC fraction")
     names = np.where(clusters < 0, "noise", clusters.astype(str))
     _scatter(
-        xy, names, f"HDBSCAN: {int(clusters.max() + 1)} clusters", outdir / "map_cluster", categorical=True
+        xy,
+        names,
+        f"HDBSCAN: {int(clusters.max() + 1)} clusters",
+        outdir / "map_cluster",
+        categorical=True,
+        colour_label="cluster",
+        keep_last=("noise",),
+        by_name=True,
     )
     if label_values is not None:
-        _scatter(xy, label_values, f"coloured by {label_column}", outdir / "map_label", categorical=True)
+        _scatter(
+            xy,
+            np.where(label_values == "", "unlabelled", label_values),
+            f"t-SNE of z_mean by {label_column}",
+            outdir / "map_label",
+            categorical=True,
+            colour_label=label_column,
+            keep_last=("unlabelled",),
+        )

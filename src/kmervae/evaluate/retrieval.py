@@ -173,15 +173,37 @@ def format_table(numbers: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(table, ks, outdir: Path, common) -> None:
-    from ..plots import figure, save_figure
+def retrieval_figure(table, ks, common):
+    """Precision@k per method; a linear k axis with the k values as ticks while there are few of them."""
+    from ..plots import BASELINE_COLOUR, SINGLE_COLUMN, categorical_palette, figure, legend_outside
 
-    fig, ax = figure(figsize=(5, 3.5))
-    for m in dict.fromkeys(r["method"] for r in table):
-        ax.plot(ks, [r["precision"] for r in table if r["method"] == m], marker="o", label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("k")
-    ax.set_ylabel(f"precision@k (same {common['label_column']})")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    save_figure(fig, outdir / "retrieval")
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
+    methods = [m for m in dict.fromkeys(r["method"] for r in table) if m != "chance"]
+    for i, (m, colour) in enumerate(zip(methods, categorical_palette(len(methods)))):
+        rows = [r for r in table if r["method"] == m]
+        # open markers of different shapes stay visible where methods have the same precision
+        ax.plot([r["k"] for r in rows], [r["precision"] for r in rows], marker="osD^vP"[i % 6], mfc="none",
+                markersize=4 + 1.2 * (len(methods) - 1 - i), color=colour, label=f"{m} ({rows[0]['width']})")
+    chance = [r for r in table if r["method"] == "chance"]
+    if chance:
+        ax.plot([r["k"] for r in chance], [r["precision"] for r in chance], ls="--", color=BASELINE_COLOUR,
+                label="chance")
+    if len(ks) > 6 and min(ks) > 0 and max(ks) / min(ks) > 20:
+        ax.set_xscale("log")
+    else:
+        ax.set_xticks(ks)
+        pad = 0.05 * (max(ks) - min(ks) or 1)
+        ax.set_xlim(min(ks) - pad, max(ks) + pad)
+    ax.set_xlabel("k (nearest neighbours per query)")
+    ax.set_ylabel(f"precision@k: neighbours of the same\n{common['label_column']} (higher is better)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    legend_outside(ax, title="method (width)")
+    ax.set_title(f"n = {common['queries']:,} queries, pool {common['pool']:,}")
+    return fig
+
+
+def _plot(table, ks, outdir: Path, common) -> None:
+    from ..plots import save_figure
+
+    save_figure(retrieval_figure(table, ks, common), outdir / "retrieval")

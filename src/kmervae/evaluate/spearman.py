@@ -241,23 +241,42 @@ def format_result(r: dict) -> str:
     )
 
 
-def plot_spearman(result: dict, outdir: Path, label: str) -> None:
-    from ..plots import figure, save_figure
+def spearman_figures(result: dict, label: str):
+    """The (latent distance, k-mer MSE) pairs as a scatter, and the mean MSE by neighbour rank."""
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = figure(figsize=(5, 4))
-    ax.scatter(result["_distances"].ravel(), result["_mse"].ravel(), s=3, alpha=0.3, linewidths=0)
+    from ..plots import BASELINE_COLOUR, OKABE_ITO, SINGLE_COLUMN, figure, legend_outside
+
+    pairs = result["_distances"].size
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.6)
+    ax.scatter(result["_distances"].ravel(), result["_mse"].ravel(), s=2, alpha=0.3, linewidths=0,
+               color=OKABE_ITO[0])
     ax.set_xlabel(f"latent distance ({result['metric']})")
-    ax.set_ylabel("k-mer MSE (CLR)")
-    ax.set_title(f"{label}: Spearman {result['spearman']:.3f}, P={result['pool']}", fontsize=9)
-    save_figure(fig, outdir / "spearman_scatter")
+    ax.set_ylabel("k-mer MSE of the CLR profiles")
+    ax.set_title(
+        f"{label}: Spearman ρ {result['spearman']:.3f}\n"
+        f"n = {pairs:,} pairs ({result['queries']} queries × K = {result['k']}), pool P = {result['pool']:,}"
+    )
+    scatter = fig
 
     mse = result["_mse"]
     ranks = np.arange(1, mse.shape[1] + 1)
-    fig, ax = figure(figsize=(5, 4))
-    ax.plot(ranks, mse.mean(axis=0), label="neighbours (mean)")
-    ax.fill_between(ranks, *np.percentile(mse, [25, 75], axis=0), alpha=0.3, label="25-75 %")
-    ax.axhline(result["mse_random"], color="grey", linestyle="--", label="random pairs")
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
+    ax.plot(ranks, mse.mean(axis=0), color=OKABE_ITO[0], label="neighbours (mean)")
+    ax.fill_between(ranks, *np.percentile(mse, [25, 75], axis=0), color=OKABE_ITO[0], alpha=0.25,
+                    linewidth=0, label="neighbours (25-75 %)")
+    ax.axhline(result["mse_random"], color=BASELINE_COLOUR, linestyle="--", label="random pairs (mean)")
     ax.set_xlabel("neighbour rank")
-    ax.set_ylabel("k-mer MSE (CLR)")
-    ax.legend(fontsize=8)
-    save_figure(fig, outdir / "mse_by_rank")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("k-mer MSE of the CLR profiles\n(lower is more similar)")
+    ax.set_title(f"n = {result['queries']} queries, pool P = {result['pool']:,}")
+    legend_outside(ax, below=True, ncols=2)
+    return scatter, fig
+
+
+def plot_spearman(result: dict, outdir: Path, label: str) -> None:
+    from ..plots import save_figure
+
+    scatter, by_rank = spearman_figures(result, label)
+    save_figure(scatter, outdir / "spearman_scatter")
+    save_figure(by_rank, outdir / "mse_by_rank")
