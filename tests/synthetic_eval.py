@@ -14,8 +14,17 @@ LAYOUT = Layout.parse("4..1")
 
 
 def make_data(
-    tmp_path, n=300, latent=8, genomes=4, seed=0, splits=True, model_hash="hash-a", shuffle_emb=False
+    tmp_path,
+    n=300,
+    latent=8,
+    genomes=4,
+    seed=0,
+    splits=True,
+    model_hash="hash-a",
+    shuffle_emb=False,
+    sample_of=None,
 ):
+    """``sample_of(genome, rng)``: each contig's sample name from its genome (default: all "s1")."""
     rng = np.random.default_rng(seed)
     genome = rng.integers(0, genomes, size=n)
     profiles = rng.dirichlet(np.ones(LAYOUT.width) * 2, size=genomes)
@@ -28,10 +37,11 @@ def make_data(
     counts = counts.astype(np.uint32)
     ids = np.array([f"contig_{i:04d}" for i in range(n)])
     split = np.where(np.arange(n) % 3 == 0, 2, 0).astype(np.int8) if splits else None
+    sample = np.asarray(sample_of(genome, np.random.default_rng(seed + 1)) if sample_of else ["s1"] * n)
     extra = ("sample", "split") if splits else ()
     store = tmp_path / "store.zarr"
     with StoreWriter(store, LAYOUT, chunk_rows=64, extra=extra) as w:
-        kw = {"sample": ["s1"] * n, "split": split} if splits else {}
+        kw = {"sample": sample, "split": split} if splits else {}
         w.append(ids, np.full(n, 5000), counts, **kw)
     clr = counts_to_clr(counts, LAYOUT).astype(np.float64)
     z = clr @ rng.normal(size=(LAYOUT.width, latent)) / np.sqrt(LAYOUT.width) + 0.05 * rng.normal(
@@ -47,7 +57,7 @@ def make_data(
         "input_ks": list(LAYOUT.ks),
     }
     with EmbeddingsWriter(emb, latent, attrs=attrs, extra=extra, chunk_rows=50) as w:
-        kw = {"sample": ["s1"] * n, "split": split[order]} if splits else {}
+        kw = {"sample": sample[order], "split": split[order]} if splits else {}
         w.append(ids[order], np.full(n, 5000), z[order], **kw)
     labels = tmp_path / "labels.tsv"
     with open(labels, "w") as fh:
@@ -66,5 +76,6 @@ def make_data(
         "z": z,
         "genome": genome,
         "split": split,
+        "sample": sample,
         "order": order,
     }

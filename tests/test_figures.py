@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import matplotlib.colors
 import matplotlib.text
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from kmervae.compare import (
 )
 from kmervae.config import dump, load
 from kmervae.evaluate.map import _scatter_figure, map_embeddings
+from kmervae.evaluate.map_groups import composition_figure, density_figure, overlay_figure
 from kmervae.evaluate.retrieval import retrieval, retrieval_figure
 
 SINGLE_PX, DOUBLE_PX = round(89 / 25.4 * 300), round(183 / 25.4 * 300)  # 1051, 2161
@@ -275,3 +277,42 @@ def test_retrieval_figure_has_a_linear_k_axis_with_the_ks_as_ticks(tmp_path):
     assert "n = 30 queries" in ax.get_title()
     check_readable(fig)
     assert labelled(ax)
+
+
+def test_group_map_figures_are_readable_and_the_difference_is_centred_at_zero(tmp_path):
+    rng = np.random.default_rng(4)
+    difference = rng.normal(size=(12, 12)) * 0.01 + 0.003  # not symmetric itself
+    edges = (np.linspace(-5, 5, 13), np.linspace(-3, 7, 13))
+    fig = density_figure(difference, edges, ("aquatic", "terrestrial"), (120, 80))
+    check_readable(fig)
+    ax = fig.axes[0]
+    assert labelled(ax) and "n = 120 aquatic, 80 terrestrial" in ax.get_title()
+    (image,) = ax.get_images()
+    low, high = image.get_clim()
+    assert low == pytest.approx(-np.abs(difference).max()) and high == pytest.approx(-low)
+    np.testing.assert_allclose(image.get_array(), difference.T)  # x along the horizontal axis
+    middle = np.asarray(image.cmap(0.5)[:3])
+    ends = np.asarray(image.cmap(0.0)[:3]), np.asarray(image.cmap(1.0)[:3])
+    assert middle.min() > 0.9 and all(end.min() < 0.5 for end in ends)  # diverging: light at 0, dark ends
+    colourbar = next(a for a in fig.axes if a.get_label() == "<colorbar>")
+    assert "aquatic" in colourbar.get_ylabel() and "terrestrial" in colourbar.get_ylabel()
+    plots.save_figure(fig, tmp_path / "density")
+    assert png_width(tmp_path / "density.png") == SINGLE_PX
+
+    fig = overlay_figure(rng.random((20, 20, 3)), (-5, 5, -3, 7), ("aquatic", "terrestrial"), (120, 80))
+    check_readable(fig)
+    assert labelled(fig.axes[0]) and "n = 200" in fig.axes[0].get_title()
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["aquatic (120)", "terrestrial (80)", "both"]
+
+    rows = [[0, 10, 7, 3, 0.7, 0.3], [1, 5, 1, 4, 0.2, 0.8], ["noise", 2, 1, 1, 0.5, 0.5]]
+    fig = composition_figure(rows, ["aquatic", "terrestrial"], np.array([9 / 17, 8 / 17]))
+    check_readable(fig)
+    ax = fig.axes[0]
+    assert labelled(ax) and "n = 17 contigs" in ax.get_title()
+    heights = np.array([p.get_height() for p in ax.patches]).reshape(2, 3)
+    np.testing.assert_allclose(heights, [[0.7, 0.2, 0.5], [0.3, 0.8, 0.5]])
+    colours = {matplotlib.colors.to_hex(p.get_facecolor()).upper() for p in ax.patches}
+    assert len(colours) == 2 and colours <= OKABE_ITO
+    plots.save_figure(fig, tmp_path / "composition")
+    assert png_width(tmp_path / "composition.png") == SINGLE_PX

@@ -115,6 +115,13 @@ def add_arguments(parser) -> None:
         "--min-cluster-size", type=int, default=None, help="HDBSCAN (default scaled from 1000 at 4.8 M)"
     )
     p.add_argument("--min-samples", type=int, default=None, help="HDBSCAN (default scaled from 100 at 4.8 M)")
+    p.add_argument(
+        "--group",
+        action="append",
+        metavar="NAME=SAMPLE1,SAMPLE2",
+        help="a sample group (repeat, two or more): map every contig of the groups' samples and compare "
+        "them (density difference, overlay, cluster composition)",
+    )
 
 
 def run(args) -> int:
@@ -197,6 +204,7 @@ def run(args) -> int:
         print(format_table(r))
     else:
         from ..evaluate.map import map_embeddings
+        from ..evaluate.map_groups import parse_group_options
 
         r = map_embeddings(
             args.embeddings,
@@ -213,9 +221,12 @@ def run(args) -> int:
             split=args.split,
             seed=args.seed,
             threads=args.threads or 1,
+            groups=parse_group_options(args.group) if args.group else None,
         )
         print(
             f"map of {r['n']} contigs: {r['clusters']} clusters, {r['noise_fraction']:.1%} noise "
             f"(min_cluster_size {r['min_cluster_size']}, min_samples {r['min_samples']})"
         )
+        for name, group in r.get("groups", {}).items():
+            print(f"  group {name}: {group['contigs']} contigs of samples {', '.join(group['samples'])}")
     return 0

@@ -4,6 +4,9 @@ openTSNE (perplexity 30, cosine by default, seeded) on a seeded sample of the em
 then sklearn's HDBSCAN on the 2-D coordinates. The paper's analysis used min_cluster_size 1000 and
 min_samples 100 on 4.8 million contigs; left unset, both scale with the sample size from
 those values (at least 10 and 5), so the demo gets sensible clusters too.
+
+Given sample groups, the map covers every contig of their samples and adds the groups'
+density difference, overlay and cluster composition (:mod:`kmervae.evaluate.map_groups`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, gc_fraction
 from ..store import KmerStore
+from .map_groups import check_groups, group_of_samples, write_group_reports
 from .neighbours import eligible_rows, locate_in_store, sample_rows, write_json, write_tsv
 from .retrieval import read_labels
 
 EXACT_NEIGHBOURS_MAX = 10_000
+GROUP_COLUMNS = ("sample", "group", "id", "length", "x", "y", "gc", "cluster")  # map.tsv of a groups map
 PAPER_POINTS, PAPER_MIN_CLUSTER, PAPER_MIN_SAMPLES = 4_800_000, 1000, 100
 DEFAULTS = {
     "sample": 100_000,
@@ -86,36 +91,41 @@ def map_embeddings(
     min_samples: int | None = None,
     seed: int = DEFAULTS["seed"],
     threads: int | None = 1,
+    groups: dict[str, list[str]] | None = None,
 ) -> dict:
-    """Write map.tsv (id, x, y, cluster, gc[, label]), map.json and the figures; return the numbers."""
+    """Write map.tsv (id, x, y, cluster, gc[, label]), map.json and the figures; return the numbers.
+
+    ``groups`` ({name: [sample, ...]}, two or more) maps every contig of those samples
+    (``split`` ``auto`` means all rows here; ``sample`` still caps the map, 0 = all) and
+    adds the group comparison of :mod:`kmervae.evaluate.map_groups`; map.tsv then has the
+    columns sample, group, id, length, x, y, gc, cluster[, label]. The coordinates are
+    rounded to the 6 significant digits map.tsv holds before clustering, so everything
+    computed from the map can be recomputed from map.tsv.
+    """
     from sklearn.cluster import HDBSCAN
 
     outdir = Path(outdir)
     emb = Embeddings(embeddings)
-    used, rows = eligible_rows(emb, split)
-    rows = sample_rows(rows, sample, seed)
+    used, rows, groups, group_of = map_rows(emb, split, sample, seed, groups)
     z = emb.take(rows)
     ids = emb.take_ids(rows)
     xy, used_perplexity = tsne(z, perplexity, metric, n_iter, early_exaggeration_iter, seed, threads)
+    xy = as_written(xy)
     mcs, ms = scaled_hdbscan_params(len(z), min_cluster_size, min_samples)
     clusters = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit_predict(xy)
-    gc = np.full(len(z), np.nan)
-    if store is not None:
-        kstore = KmerStore(store)
-        gc = gc_fraction(kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,)), Layout((1,))).astype(
-            np.float64
-        )
+    gc = map_gc(store, ids, embeddings)
     label_values = None
     if labels is not None:
         label_of = read_labels(labels, label_column)
         label_values = np.array([label_of.get(i, "") for i in ids])
-    header = ["id", "x", "y", "cluster", "gc"] + (["label"] if label_values is not None else [])
-    rows_out = (
-        [ids[i], xy[i, 0], xy[i, 1], int(clusters[i]), gc[i]]
-        + ([label_values[i]] if label_values is not None else [])
-        for i in range(len(z))
-    )
-    write_tsv(outdir / "map.tsv", header, rows_out)
+    columns = {"id": ids, "x": xy[:, 0], "y": xy[:, 1], "cluster": clusters, "gc": gc}
+    if groups:
+        columns["sample"], columns["length"] = emb.array("sample")[rows], emb.lengths()[rows]
+        columns["group"] = np.array(list(groups), dtype=object)[group_of]
+        columns = {name: columns[name] for name in GROUP_COLUMNS}
+    if label_values is not None:
+        columns["label"] = label_values
+    write_tsv(outdir / "map.tsv", list(columns), zip(*columns.values()))
     n_clusters = int(clusters.max() + 1) if len(clusters) else 0
     numbers = {
         "n": len(z),
@@ -132,8 +142,50 @@ def map_embeddings(
         "model_config_hash": emb.model_config_hash,
     }
     _plot(xy, clusters, gc, label_values, label_column, outdir)
+    if groups:
+        numbers.update(write_group_reports(xy, clusters, group_of, groups, outdir))
     write_json(outdir / "map.json", numbers)
     return numbers
+
+
+def map_gc(store, ids: np.ndarray, embeddings) -> np.ndarray:
+    """GC fraction of each contig from the store's 1-mers (NaN without a store)."""
+    if store is None:
+        return np.full(len(ids), np.nan)
+    kstore = KmerStore(store)
+    ones = kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,))
+    return gc_fraction(ones, Layout((1,))).astype(np.float64)
+
+
+def as_written(xy: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to the 6 significant digits of map.tsv."""
+    return np.array([float(f"{v:.6g}") for v in xy.ravel()], dtype=np.float64).reshape(xy.shape)
+
+
+def map_rows(emb: Embeddings, split: str, sample: int, seed: int, groups: dict | None):
+    """(split used, rows, checked groups or None, each row's group index or None).
+
+    Without groups: a seeded sample of one split. With groups: every row of their samples
+    (of one split if ``split`` names one), then the same seeded cap.
+    """
+    if not groups:
+        used, rows = eligible_rows(emb, split)
+        return used, sample_rows(rows, sample, seed), None, None
+    if not emb.has("sample"):
+        raise KmervaeError(
+            f"{emb.path}: the embeddings have no sample column, so sample groups cannot apply "
+            "(embed a dataset store made by `kmervae merge`)"
+        )
+    samples = emb.array("sample")
+    groups = check_groups(groups, np.unique(samples), emb.path)
+    used, rows = eligible_rows(emb, "all" if split == "auto" else split)
+    member = group_of_samples(samples, groups)
+    rows = rows[member[rows] >= 0]
+    for g, name in enumerate(groups):
+        if not np.any(member[rows] == g):
+            raise KmervaeError(f"{emb.path}: group {name!r} has no contigs in split {used!r}")
+    rows = sample_rows(rows, sample, seed)
+    return used, rows, groups, member[rows]
 
 
 def _scatter_figure(
