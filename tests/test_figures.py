@@ -38,6 +38,12 @@ from kmervae.compare import (
     read_run_config,
 )
 from kmervae.config import dump, load
+from kmervae.evaluate.count_distance import (
+    count_distance,
+    count_vs_distance_figure,
+    nn_distance_figure,
+    pairwise_figure,
+)
 from kmervae.evaluate.map import _scatter_figure, map_embeddings
 from kmervae.evaluate.map_groups import composition_figure, density_figure, overlay_figure
 from kmervae.evaluate.retrieval import retrieval, retrieval_figure
@@ -316,3 +322,30 @@ def test_group_map_figures_are_readable_and_the_difference_is_centred_at_zero(tm
     assert len(colours) == 2 and colours <= OKABE_ITO
     plots.save_figure(fig, tmp_path / "composition")
     assert png_width(tmp_path / "composition.png") == SINGLE_PX
+
+
+def test_count_distance_figures_are_column_wide_labelled_and_say_n(tmp_path):
+    data = make_data(tmp_path, n=120, genomes=3)
+    ranges = [(0, 0.1), (0, 0.3)]
+    r = count_distance(data["emb"], tmp_path / "cd", split="all", pairs=500, ranges=ranges)
+    widths = {name: png_width(tmp_path / "cd" / f"{name}.png")
+              for name in ("nn_distance_hist", "count_vs_distance", "pairwise_distances")}  # fmt: skip
+    assert widths == {"nn_distance_hist": SINGLE_PX, "count_vs_distance": SINGLE_PX, "pairwise_distances": DOUBLE_PX}
+    rng = np.random.default_rng(2)
+    nn = rng.uniform(0.01, 0.4, 120)
+    hist = nn_distance_figure(nn, "cosine")
+    curve = count_vs_distance_figure(nn, r["fits"], "cosine")
+    pairs = pairwise_figure(rng.gamma(4, size=500), rng.uniform(0, 2, 500))
+    for fig in (hist, curve):
+        check_readable(fig)
+        assert "n = 120 contigs" in fig.axes[0].get_title() and labelled(fig.axes[0])
+    check_readable(pairs)
+    assert pairs.get_suptitle() == "n = 500 random pairs" and all(labelled(ax) for ax in pairs.axes)
+    colours = {matplotlib.colors.to_hex(p.get_facecolor()).upper() for ax in pairs.axes for p in ax.patches}
+    assert len(colours) == 2 and colours <= OKABE_ITO
+    # the fit legend lists the data and every fit, off the axes (check_readable), in the house sizes
+    legend = curve.axes[0].get_legend()
+    assert len(legend.get_texts()) == 1 + len(ranges)
+    for fig in (hist, curve, pairs):
+        assert all(ax.title.get_fontsize() == plots.TITLE_PT for ax in fig.axes)
+    assert all(t.get_fontsize() == plots.SMALL_PT + 0.5 for t in legend.get_texts())

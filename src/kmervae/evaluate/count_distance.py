@@ -161,7 +161,7 @@ def count_distance(
         ["bin_lo", "bin_hi", "count", "cumulative"],
         zip(edges[:-1], edges[1:], hist, cumulative),
     )
-    _plot(nn, fits, euclid, cosine, metric, len(z), outdir)
+    _plot(nn, fits, euclid, cosine, metric, outdir)
     write_json(outdir / "count_distance.json", numbers)
     return numbers
 
@@ -175,31 +175,54 @@ def _pair_summary(name: str, d: np.ndarray) -> dict:
     return {"mean": float(d.mean()), "std": float(d.std()), "bimodality": bimodality}
 
 
-def _plot(nn, fits, euclid, cosine, metric, n, outdir: Path) -> None:
-    from ..plots import figure, save_figure
+def _plot(nn, fits, euclid, cosine, metric, outdir: Path) -> None:
+    from ..plots import save_figure
 
-    fig, ax = figure(figsize=(5, 4))
-    ax.hist(nn, bins=100)
+    save_figure(nn_distance_figure(nn, metric), outdir / "nn_distance_hist")
+    save_figure(count_vs_distance_figure(nn, fits, metric), outdir / "count_vs_distance")
+    save_figure(pairwise_figure(euclid, cosine), outdir / "pairwise_distances")
+
+
+def nn_distance_figure(nn: np.ndarray, metric: str):
+    """Histogram of each contig's nearest-neighbour distance, one column wide."""
+    from ..plots import OKABE_ITO, SINGLE_COLUMN, figure
+
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
+    ax.hist(nn, bins=100, color=OKABE_ITO[0])
     ax.set_xlabel(f"nearest-neighbour distance ({metric})")
     ax.set_ylabel("contigs")
-    ax.set_title(f"sample of {n}", fontsize=9)
-    save_figure(fig, outdir / "nn_distance_hist")
+    ax.set_title(f"nearest-neighbour distances\nn = {len(nn):,} contigs")
+    return fig
 
-    fig, ax = figure(figsize=(5, 4))
+
+def count_vs_distance_figure(nn: np.ndarray, fits: list[dict], metric: str):
+    """Cumulative count of contigs by nearest-neighbour distance and the straight-line fits."""
+    from ..plots import OKABE_ITO, SINGLE_COLUMN, figure, legend_outside
+
+    fig, ax = figure(width=SINGLE_COLUMN, height=2.4)
     d = np.sort(nn)
-    ax.plot(d, np.arange(1, len(d) + 1), label="contigs with NN distance <= d")
-    for fit in fits:
+    ax.plot(d, np.arange(1, len(d) + 1), color=OKABE_ITO[0], label="contigs with\nNN distance ≤ d")
+    for i, fit in enumerate(fits):
         lo, hi = fit["range"]
         x = np.linspace(lo, hi, 50)
-        ax.plot(x, fit["slope"] * x + fit["intercept"], "--", label=f"fit {lo:g}-{hi:g} (R² {fit['r2']:.3f})")
-    ax.set_xlabel(f"distance ({metric})")
+        y = fit["slope"] * x + fit["intercept"]
+        colour = OKABE_ITO[1 + i % (len(OKABE_ITO) - 1)]
+        ax.plot(x, y, "--", color=colour, label=f"fit {lo:g}–{hi:g}\nR² {fit['r2']:.3f}")
+    ax.set_xlabel(f"distance d ({metric})")
     ax.set_ylabel("cumulative count")
-    ax.legend(fontsize=7)
-    save_figure(fig, outdir / "count_vs_distance")
+    ax.set_title(f"count vs distance\nn = {len(nn):,} contigs")
+    legend_outside(ax)
+    return fig
 
-    fig, axes = figure(1, 2, figsize=(9, 3.5))
-    axes[0].hist(euclid, bins=100)
-    axes[0].set_xlabel("Euclidean distance (random pairs)")
-    axes[1].hist(cosine, bins=100, color="tab:orange")
-    axes[1].set_xlabel("cosine distance (random pairs)")
-    save_figure(fig, outdir / "pairwise_distances")
+
+def pairwise_figure(euclid: np.ndarray, cosine: np.ndarray):
+    """Distributions of the Euclidean and cosine distances of random pairs, side by side."""
+    from ..plots import DOUBLE_COLUMN, OKABE_ITO, figure
+
+    fig, axes = figure(1, 2, width=DOUBLE_COLUMN, height=2.4)
+    for ax, d, name, colour in zip(axes, (euclid, cosine), ("Euclidean", "cosine"), OKABE_ITO):
+        ax.hist(d, bins=100, color=colour)
+        ax.set_xlabel(f"{name} distance")
+        ax.set_ylabel("random pairs")
+    fig.suptitle(f"n = {len(euclid):,} random pairs")
+    return fig
