@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from kmervae.errors import KmervaeError
-from kmervae.workflow_config import check_input_files, plan, read_samples, validate_config
+from kmervae.workflow_config import check_input_files, map_groups_for, plan, read_samples, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -160,6 +160,29 @@ def test_count_distance_ranges_off_the_metric_scale_stop_at_start_up():
         plan(config, samples, REPO / "config" / "models")
     config["evaluation"]["count_distance_metric"] = "euclidean"
     assert plan(config, samples, REPO / "config" / "models").runs
+
+
+def test_map_groups_are_checked_in_the_plan_and_apply_where_the_dataset_holds_them():
+    config = validate_config(load_config("config.yaml"), SCHEMAS / "config.schema.yaml")
+    samples = read_samples(REPO / config["samples"], SCHEMAS / "samples.schema.yaml", REPO)
+    groups = config["evaluation"]["map_groups"]
+    assert {s for members in groups.values() for s in members} == set(samples) and len(groups) == 2
+    # both samples in ALL: its maps compare the groups; the aquatic dataset has one group's samples only
+    assert map_groups_for(config, "ALL") == groups and map_groups_for(config, "aquatic") == {}
+    models = REPO / "config" / "models"
+    for bad, message in (
+        ({"aquatic": ["aquatic"], "wet": ["lake"]}, r"'evaluation.map_groups.wet.0': sample 'lake' is not in"),
+        ({"aquatic": ["aquatic"], "both": ["terrestrial", "aquatic"]}, r"both.1': sample 'aquatic' is in group"),
+        ({"aquatic": ["aquatic"]}, r"key 'evaluation.map_groups': give two or more groups"),
+    ):
+        config["evaluation"]["map_groups"] = bad
+        with pytest.raises(KmervaeError, match=message):
+            plan(config, samples, models)
+    config["evaluation"]["map_groups"] = {"a/b": ["aquatic"], "c": ["terrestrial"]}
+    with pytest.raises(KmervaeError, match=r"key 'evaluation.map_groups'"):
+        validate_config(config, SCHEMAS / "config.schema.yaml")
+    config["evaluation"]["map_groups"] = {}
+    assert plan(config, samples, models).runs and map_groups_for(config, "ALL") == {}
 
 
 def test_bad_config_stops_snakemake_with_one_line(tmp_path):

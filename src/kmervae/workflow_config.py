@@ -263,11 +263,45 @@ def check_count_distance(config: dict, source: str) -> None:
             )
 
 
+def check_map_groups(config: dict, samples: dict[str, Sample], source: str) -> None:
+    """``evaluation.map_groups``: none, or two or more groups of samples of the samples table, disjoint."""
+    groups = config.get("evaluation", {}).get("map_groups") or {}
+    if len(groups) == 1:
+        raise KmervaeError(
+            f"{source}: key 'evaluation.map_groups': give two or more groups (or none), got {list(groups)}"
+        )
+    owner: dict[str, str] = {}
+    for name, members in groups.items():
+        for i, sample in enumerate(members):
+            key = f"evaluation.map_groups.{name}.{i}"
+            if sample not in samples:
+                have = ", ".join(sorted(samples))
+                raise KmervaeError(
+                    f"{source}: key '{key}': sample {sample!r} is not in the samples table (have {have})"
+                )
+            if owner.setdefault(sample, name) != name:
+                raise KmervaeError(
+                    f"{source}: key '{key}': sample {sample!r} is in group {owner[sample]!r} too; "
+                    "a sample belongs to one group at most"
+                )
+
+
+def map_groups_for(config: dict, dataset: str) -> dict[str, list[str]]:
+    """The ``evaluation.map_groups`` a map of ``dataset`` compares: all of them when the dataset
+    holds every sample they name, else none (a dataset of one group's samples gets a plain map)."""
+    groups = config.get("evaluation", {}).get("map_groups") or {}
+    held = set(config["datasets"][dataset]["samples"])
+    if not all(set(members) <= held for members in groups.values()):
+        return {}
+    return {name: list(members) for name, members in groups.items()}
+
+
 def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike = "config/models") -> Plan:
     """Cross-check the config against the samples, their files and the model files; list runs and test sets."""
     source = config.get("_source", "config")
     datasets = config["datasets"]
     check_count_distance(config, source)
+    check_map_groups(config, samples, source)
     for name, spec in datasets.items():
         for key in ("samples", "test_samples"):
             for i, sample in enumerate(spec.get(key, [])):

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from kmervae.errors import KmervaeError
 from kmervae.workflow_config import (
+    map_groups_for,
     parse_run,
     parse_testset,
     plan,
@@ -83,6 +84,11 @@ def own_reports(report_name):
 
 def has_labels(testset):
     return bool(dataset_labels(SimpleNamespace(testset=testset)))
+
+
+def map_groups(wildcards):
+    """evaluation.map_groups when the test set's dataset holds all their samples, else {}."""
+    return map_groups_for(config, parse_testset(wildcards.testset).dataset)
 
 
 def evaluation_targets():

@@ -125,6 +125,7 @@ rule evaluate_map:
     params:
         settings=config["evaluation"],
         seed=config["seed"],
+        groups=map_groups,
     script:
         "../scripts/evaluate.py"
 

@@ -22,4 +22,6 @@ elif report == "map":
     argv += ["--sample", s["sample"], "--metric", s["metric"], "--n-iter", s["map_iterations"]]
     if snakemake.input.get("labels"):
         argv += ["--labels", snakemake.input.labels, "--label-column", s["label_column"]]
+    for name, samples in snakemake.params.groups.items():
+        argv += ["--group", f"{name}={','.join(samples)}"]
 run_kmervae(snakemake, argv)
