@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+import zarr
 
 from kmervae.errors import KmervaeError
 from kmervae.workflow_config import check_input_files, map_groups_for, plan, read_samples, validate_config
@@ -323,5 +324,15 @@ def test_tiny_workflow_end_to_end_then_noop_then_resume(tmp_path):
     # the report holds every figure of the run
     snakemake(*config, "--report", str(work / "report.html"), cwd=work)
     html = (work / "report.html").read_text(errors="replace")
-    for name in [*figures, "cross_comparison", "spearman_scatter", "curves"]:
+    groups = ["map_composition", "map_density_aquatic_vs_terrestrial", "map_overlay_aquatic_vs_terrestrial"]
+    for name in [*figures, "cross_comparison", "spearman_scatter", "curves", *groups]:
         assert f"{name}.png" in html, name
+    # the maps of ALL compare its two samples over all their contigs; the aquatic dataset's stay plain
+    for testset, grouped in (("ALL.min5000", True), ("aquatic.min5000", False)):
+        out = work / "results" / "reports" / f"{testset.split('.')[0]}.min5000.default" / testset / "map"
+        assert (out / "map_composition.tsv").exists() == grouped, testset
+        mapped = pd.read_csv(out / "map.tsv", sep="\t")
+        assert ("sample" in mapped.columns) == grouped
+        if grouped:  # every contig of the test set, not only its validation split
+            stored = zarr.open_group(str(work / "results" / "datasets" / f"{testset}.zarr"), mode="r")
+            assert len(mapped) == stored["id"].shape[0] and set(mapped["sample"]) == {"aquatic", "terrestrial"}
