@@ -18,7 +18,7 @@ from synthetic_eval import make_data
 from kmervae.cli import main
 from kmervae.errors import KmervaeError
 from kmervae.evaluate.map import map_embeddings
-from kmervae.evaluate.map_groups import DENSITY_BINS, overlay_rgb, parse_group_options
+from kmervae.evaluate.map_groups import DENSITY_BINS, group_arguments, overlay_rgb, parse_group_options
 
 GROUPS = {"aquatic": ["aq1", "aq2"], "terrestrial": ["soil1", "soil2"]}
 FAST = dict(sample=0, n_iter=40, early_exaggeration_iter=20, min_cluster_size=8, min_samples=4)
@@ -175,6 +175,10 @@ def test_unknown_overlapping_or_single_groups_are_one_line_errors(tmp_path, caps
         map_embeddings(flat["emb"], tmp_path / "flat_map", groups=GROUPS, **FAST)
 
 
-def test_group_option_keeps_the_order_given():
+def test_group_option_keeps_the_order_given_and_round_trips():
     assert parse_group_options(["b=s2, s3", "a=s1"]) == {"b": ["s2", "s3"], "a": ["s1"]}
     assert list(parse_group_options(["b=s2", "a=s1"])) == ["b", "a"]  # b − a: the first minus the second
+    groups = {"terrestrial": ["soil1", "soil2"], "aquatic": ["aq1"]}
+    words = group_arguments(groups)
+    assert words == ["--group", "terrestrial=soil1,soil2", "--group", "aquatic=aq1"]
+    assert parse_group_options(words[1::2]) == groups

@@ -2,6 +2,8 @@
 
 from wiring import run_kmervae
 
+from kmervae.evaluate.map_groups import group_arguments
+
 report = snakemake.rule.removeprefix("evaluate_").replace("_", "-")
 s = snakemake.params.settings
 argv = ["evaluate", report, "--embeddings", snakemake.input.embeddings, "-o", snakemake.output.report,
@@ -22,6 +24,5 @@ elif report == "map":
     argv += ["--sample", s["sample"], "--metric", s["metric"], "--n-iter", s["map_iterations"]]
     if snakemake.input.get("labels"):
         argv += ["--labels", snakemake.input.labels, "--label-column", s["label_column"]]
-    for name, samples in snakemake.params.groups.items():
-        argv += ["--group", f"{name}={','.join(samples)}"]
+    argv += group_arguments(snakemake.params.groups)
 run_kmervae(snakemake, argv)

@@ -58,6 +58,11 @@ def parse_group_options(values) -> dict[str, list[str]]:
     return groups
 
 
+def group_arguments(groups: dict) -> list[str]:
+    """{name: [samples]} as ``--group NAME=S1,S2`` words (what :func:`parse_group_options` reads)."""
+    return [word for name, samples in groups.items() for word in ("--group", f"{name}={','.join(samples)}")]
+
+
 def check_groups(groups: dict, present, source) -> dict[str, list[str]]:
     """Groups as {name: [samples]}: two or more, file-safe names, each naming samples of ``present``
     (the samples ``source`` holds), no sample in two groups. Each problem is one error naming it."""
