@@ -36,6 +36,7 @@ from .store import (
     plain_str,
     source_entry,
 )
+from .vae.config import require_groups
 
 FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
@@ -231,13 +232,8 @@ def embed_store(
     """Embed every row of a k-mer store (or one split of a dataset store) in the store's order."""
     _set_threads(threads)
     store = KmerStore(store_path)
-    missing = [k for k in model.input_ks if k not in store.layout.ks]
-    if missing:
-        raise KmervaeError(
-            f"{store_path}: the model {model_dir or ''} reads {Layout(tuple(model.input_ks)).describe()} but the store "
-            f"holds {store.layout.describe()} (missing {', '.join(f'{k}-mers' for k in missing)}); "
-            "count the contigs with the model's k-mer groups"
-        )
+    reader = f"the model {model_dir}" if model_dir else "the model"
+    require_groups(tuple(model.input_ks), store.layout, where=str(store_path), reader=reader, holder="the store")
     extra = tuple(name for name in OPTIONAL_ARRAYS if store.has(name))
     selected = store.split_index(split) if split else None
     attrs = {
