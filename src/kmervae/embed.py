@@ -9,6 +9,7 @@ Layout of ``EMB.zarr`` (format ``kmervae-embeddings``, version 1)::
     z_mean   float32 (N, latent)   the encoder's mean
 
 Attributes: ``format``, ``format_version``, ``model_dir``, ``model_config_hash``,
+``model_weights_hash`` (of the weight file, :func:`kmervae.model.weights_hash`),
 ``latent_dim``, ``input_ks``, ``input`` (path), ``input_sha256`` (FASTA files) or
 ``input_attrs`` (a summary of the input store), ``split`` (when one split was embedded),
 ``tool_version``, ``n``. Written into a temporary sibling and renamed into place, so a
@@ -128,6 +129,7 @@ class Embeddings:
         self.latent_dim = int(self.z_array.shape[1])
         self.chunk_rows = max(int(self.z_array.chunks[0]), 1)
         self.model_config_hash = self.attrs.get("model_config_hash")
+        self.model_weights_hash = self.attrs.get("model_weights_hash")
 
     def __len__(self) -> int:
         return self.n
@@ -187,12 +189,19 @@ def open_embeddings(path: str | os.PathLike) -> Embeddings:
     return Embeddings(path)
 
 
-def check_same_model(a_hash: str | None, a_name: str, b_hash: str | None, b_name: str) -> None:
-    """One clear error when two artefacts come from different models (by config hash)."""
+def check_same_model(
+    a_hash: str | None, a_name: str, b_hash: str | None, b_name: str, a_weights=None, b_weights=None
+) -> None:
+    """One clear error when two artefacts come from different models (by config hash, then weights hash)."""
     if a_hash and b_hash and a_hash != b_hash:
         raise KmervaeError(
             f"{a_name} comes from model {a_hash[:12]} but {b_name} from model {b_hash[:12]}: "
             "use embeddings and indexes of the same model"
+        )
+    if a_weights and b_weights and a_weights != b_weights:
+        raise KmervaeError(
+            f"{a_name} comes from weights {a_weights} but {b_name} from weights {b_weights} (another "
+            f"training of the same config): use embeddings and indexes of the same trained model"
         )
 
 
@@ -210,6 +219,7 @@ def _model_attrs(model, model_dir: str | os.PathLike | None) -> dict:
     return {
         "model_dir": str(model_dir) if model_dir is not None else str(getattr(model, "model_dir", "")),
         "model_config_hash": model.config_hash,
+        "model_weights_hash": model.weights_hash,
         "latent_dim": int(model.latent_dim),
         "input_ks": [int(k) for k in model.input_ks],
     }
