@@ -46,7 +46,11 @@ TINY = {
             "hidden": [12],
             "latent": 3,
             "branches": {"4mer": [16, 8], "3mer": [8, 4], "2mer": [4]},
-            "heads": {"4mer": "gated", "3mer": {"kind": "lowrank", "rank": 2}, "2mer": {"kind": "embedding", "dim": 3}},
+            "heads": {
+                "4mer": "gated",
+                "3mer": {"kind": "lowrank", "rank": 2},
+                "2mer": {"kind": "embedding", "dim": 3},
+            },
         },
         "loss": {"groups": {"4mer": "gated"}},
     },

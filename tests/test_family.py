@@ -12,10 +12,10 @@ import torch
 
 from kmervae import config as cfg
 from kmervae.errors import KmervaeError
-from kmervae.model import build_model
-from kmervae.vae.model import VAE
 from kmervae.kmers import Layout, counts_to_clr, frequencies
+from kmervae.model import build_model
 from kmervae.vae.inputs import InputSpec
+from kmervae.vae.model import VAE
 
 
 def family(**sections) -> dict:

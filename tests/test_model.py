@@ -65,7 +65,9 @@ def test_loss_matches_a_numpy_oracle_and_log_var_is_clipped():
     x, recon = (rng.normal(size=(6, model.input_width)) for _ in range(2))
     mean, log_var = rng.normal(size=(6, 4)), rng.normal(scale=3, size=(6, 4))
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    loss, sq_err, kl, _ = vars(model.loss_of(t(x), {"kmers": t(recon)}, t(mean), t(log_var), beta=0.05)).values()
+    loss, sq_err, kl, _ = vars(
+        model.loss_of(t(x), {"kmers": t(recon)}, t(mean), t(log_var), beta=0.05)
+    ).values()
     mse_times_width = ((recon - x) ** 2).mean(axis=1) * x.shape[1]
     kl_oracle = 0.5 * (np.exp(log_var) + mean**2 - 1 - log_var).sum(axis=1)
     np.testing.assert_allclose(sq_err.numpy(), mse_times_width, rtol=1e-5)

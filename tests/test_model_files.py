@@ -45,7 +45,8 @@ def test_a_random_or_empty_checkpoint_is_one_line_saying_so(data, tmp_path):
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(3000))
     message = one_line_error(
-        lambda: train(tiny_config(), data, out, resume=True, device="cpu", threads=1), "not a kmervae checkpoint"
+        lambda: train(tiny_config(), data, out, resume=True, device="cpu", threads=1),
+        "not a kmervae checkpoint",
     )
     assert "weights_only" not in message
     (out / "checkpoint.pt").write_bytes(b"")
@@ -89,7 +90,11 @@ def test_two_identical_trainings_write_byte_identical_weight_files(data, tmp_pat
         "m = load_model(sys.argv[1], 'final'); save_weights(m, sys.argv[2], m.config)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "a"), str(tmp_path / "c.safetensors")], check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "a"), str(tmp_path / "c.safetensors")],
+        check=True,
+        env=env,
+    )
     assert (tmp_path / "c.safetensors").read_bytes() == (tmp_path / "a/final.safetensors").read_bytes()
 
 
@@ -118,9 +123,9 @@ def test_an_index_refuses_queries_embedded_by_another_training_of_the_same_confi
     fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGT'), 400))}\n" for i in range(12)))
     a, config = model_dir(tmp_path / "a", seed=0)
     b, _ = model_dir(tmp_path / "b", seed=1)
-    assert cfg.config_hash(config) == load_model(b).config_hash and weights_hash(a / "best.safetensors") != weights_hash(
-        b / "best.safetensors"
-    )
+    assert cfg.config_hash(config) == load_model(b).config_hash and weights_hash(
+        a / "best.safetensors"
+    ) != weights_hash(b / "best.safetensors")
     assert main(["embed", "--model", str(a), str(fasta), "-o", str(tmp_path / "e.zarr")]) == 0
     assert main(["index", str(tmp_path / "e.zarr"), "-o", str(tmp_path / "i.faiss")]) == 0
     query = ["query", "--index", str(tmp_path / "i.faiss"), "--fasta", str(fasta), "-k", "3"]

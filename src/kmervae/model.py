@@ -45,7 +45,11 @@ def upgrade_state(state: dict, model: VAE) -> dict:
         for key, value in state.items():
             part, *rest = key.split(".")
             if part in ("encoder", "decoder") and rest[0].isdigit():
-                place = f"heads.{WHOLE_INPUT}" if part == "decoder" and int(rest[0]) == last else f"layers.{rest[0]}"
+                place = (
+                    f"heads.{WHOLE_INPUT}"
+                    if part == "decoder" and int(rest[0]) == last
+                    else f"layers.{rest[0]}"
+                )
                 key = ".".join([part, place, *rest[1:]])
             renamed[key] = value
         state = renamed
@@ -140,4 +144,13 @@ def save_weights(model: nn.Module, path: str | os.PathLike, config: dict) -> Non
         Path(tmp).write_bytes(safetensors_bytes(state, metadata))
 
 
-__all__ = ["VAE", "build_model", "dump", "load_model", "read_weights", "save_weights", "upgrade_state", "weights_hash"]
+__all__ = [
+    "VAE",
+    "build_model",
+    "dump",
+    "load_model",
+    "read_weights",
+    "save_weights",
+    "upgrade_state",
+    "weights_hash",
+]

@@ -182,7 +182,9 @@ def _batch_sums(out: LossOutput, beta: float, rows: int) -> torch.Tensor:
     return torch.stack([(r + beta * kl).sum(), r.sum(), kl.sum(), r.new_tensor(rows)]).double()
 
 
-def train_epoch(model: VAE, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist):
+def train_epoch(
+    model: VAE, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist
+):
     """One pass over the training split; returns summed (loss, reconstruction, KL, rows) over all ranks.
 
     ``net`` is ``model``'s objective (:class:`_Objective`, DDP-wrapped when distributed).
@@ -304,10 +306,12 @@ def save_checkpoint(
 def load_checkpoint(path: Path, device) -> dict:
     """The state saved by :func:`save_checkpoint`, or one error line saying why ``path`` is not one."""
     if path.stat().st_size == 0:
-        raise KmervaeError(f"{path}: the checkpoint is empty (a run killed while writing it?); delete it to start afresh")
+        raise KmervaeError(
+            f"{path}: the checkpoint is empty (a run killed while writing it?); delete it to start afresh"
+        )
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception:  # torch's messages here advise unsafe loading; the file is simply not ours
+    except Exception:  # noqa: BLE001 (torch advises unsafe loading here; the file is simply not ours)
         state = None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise KmervaeError(f"{path}: not a kmervae checkpoint (unreadable or written by something else)")
@@ -539,7 +543,10 @@ class _Run:
         self.model.load_state_dict(upgrade_state(state["model"], self.model))
         self.optimizer.load_state_dict(state["optimizer"])
         for p in self.model.parameters():
-            if "exp_avg" in self.optimizer.state.get(p, {}) and self.optimizer.state[p]["exp_avg"].shape != p.shape:
+            if (
+                "exp_avg" in self.optimizer.state.get(p, {})
+                and self.optimizer.state[p]["exp_avg"].shape != p.shape
+            ):
                 raise KmervaeError(
                     f"{self.checkpoint_path}: the optimizer state does not fit the model's parameters "
                     "(a checkpoint of an earlier kmervae version?); train into a new directory"
@@ -548,7 +555,9 @@ class _Run:
             self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         self.start, self.history, self.best = int(state["epoch"]), list(state["history"]), dict(state["best"])
-        log.info("resuming %s after epoch %d of %d", self.out_dir, self.start, self.config["training"]["epochs"])
+        log.info(
+            "resuming %s after epoch %d of %d", self.out_dir, self.start, self.config["training"]["epochs"]
+        )
 
     def announce(self) -> None:
         with atomic_path(self.out_dir / "config.yaml") as tmp:
@@ -605,7 +614,9 @@ class _Run:
         lr = self.learning_rate(epoch)
         began = time.perf_counter()
         try:
-            sums = train_epoch(self.model, self.net, self.optimizer, self.data, self.config, epoch, self.dev, self.world)
+            sums = train_epoch(
+                self.model, self.net, self.optimizer, self.data, self.config, epoch, self.dev, self.world
+            )
         except _NonFinite as bad:
             kept = f"{self.checkpoint_path} (epoch {epoch}) is kept" if epoch else "no epoch had completed"
             raise KmervaeError(
@@ -643,7 +654,9 @@ class _Run:
         rows = self.config["training"]["eval_train_rows"]
         if rows:
             subset = self.data.train_subset_batches(rows)
-            subset_val = evaluate(self.model, self.data, beta, self.dev, self.world, subset, self.data.train_transformed)
+            subset_val = evaluate(
+                self.model, self.data, beta, self.dev, self.world, subset, self.data.train_transformed
+            )
             val = {**val, "train_eval_loss": subset_val["val_loss"]}
         if not math.isfinite(val["val_loss"]):
             raise KmervaeError(
@@ -657,7 +670,14 @@ class _Run:
         if row["best"]:
             save_weights(self.model, self.out_dir / "best.safetensors", self.config)
         save_checkpoint(
-            self.checkpoint_path, self.model, self.optimizer, self.scheduler, self.config, row["epoch"], self.history, self.best
+            self.checkpoint_path,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.config,
+            row["epoch"],
+            self.history,
+            self.best,
         )
         write_history(self.out_dir / "history.tsv", self.history)
         log.info(
@@ -684,7 +704,10 @@ class _Run:
             if not (self.out_dir / "best.safetensors").exists():
                 save_weights(self.model, self.out_dir / "best.safetensors", self.config)
             log.info(
-                "finished %d epochs; best epoch %d (validation loss %.4f)", end, self.best["epoch"], self.best["score"]
+                "finished %d epochs; best epoch %d (validation loss %.4f)",
+                end,
+                self.best["epoch"],
+                self.best["score"],
             )
 
 

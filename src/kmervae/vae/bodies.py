@@ -47,7 +47,9 @@ class FlatDecoder(nn.Module):
         super().__init__()
         widths = [int(m["latent"]), *reversed(m["hidden"])]
         self.layers = stack(widths, m)
-        self.heads = nn.ModuleDict({name: make_head(spec, widths[-1], n) for name, (spec, n) in outputs.items()})
+        self.heads = nn.ModuleDict(
+            {name: make_head(spec, widths[-1], n) for name, (spec, n) in outputs.items()}
+        )
 
     def forward(self, z: torch.Tensor) -> dict:
         h = self.layers(z)

@@ -158,7 +158,11 @@ def _full_spec(value, table: dict) -> dict:
 
 
 def _branch(w):
-    if not isinstance(w, list) or not w or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in w):
+    if (
+        not isinstance(w, list)
+        or not w
+        or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in w)
+    ):
         return "must be a non-empty list of positive integers"
 
 
@@ -196,10 +200,28 @@ KEYS: tuple[Key, ...] = (
         "per-group input transforms overriding input.transform",
         omit_default=True,
     ),
-    Key("input.log_offset", 0.01, _float(0.0, lo_open=True), "offset of the log transform", omit_default=True),
-    Key("input.gc_transform", "logit", _choice(GC_TRANSFORMS), "GC input: logit or raw fraction", omit_default=True),
-    Key("model.architecture", "flat", _choice(ARCHITECTURES), "flat (one MLP) or branched (one branch per group)"),
-    Key("model.hidden", [1024, 512], _widths, "encoder hidden widths (branched: shared layers); the decoder mirrors them"),
+    Key(
+        "input.log_offset", 0.01, _float(0.0, lo_open=True), "offset of the log transform", omit_default=True
+    ),
+    Key(
+        "input.gc_transform",
+        "logit",
+        _choice(GC_TRANSFORMS),
+        "GC input: logit or raw fraction",
+        omit_default=True,
+    ),
+    Key(
+        "model.architecture",
+        "flat",
+        _choice(ARCHITECTURES),
+        "flat (one MLP) or branched (one branch per group)",
+    ),
+    Key(
+        "model.hidden",
+        [1024, 512],
+        _widths,
+        "encoder hidden widths (branched: shared layers); the decoder mirrors them",
+    ),
     Key("model.latent", 384, _int(1), "size of z (the embedding)"),
     Key("model.dropout", 0.0, _float(0.0, 0.99), "dropout after each hidden block of encoder and decoder"),
     Key("model.leaky_slope", 0.2, _float(0.0, 1.0), "LeakyReLU negative slope"),
@@ -241,7 +263,13 @@ KEYS: tuple[Key, ...] = (
         omit_default=True,
         normalize=_specs_of(LOSSES),
     ),
-    Key("loss.weighting", "per_feature", _choice(WEIGHTINGS), "output weights: per_feature, equal or explicit", omit_default=True),
+    Key(
+        "loss.weighting",
+        "per_feature",
+        _choice(WEIGHTINGS),
+        "output weights: per_feature, equal or explicit",
+        omit_default=True,
+    ),
     Key(
         "loss.weights",
         {},
@@ -249,30 +277,61 @@ KEYS: tuple[Key, ...] = (
         "weight per output with loss.weighting: explicit",
         omit_default=True,
     ),
-    Key("loss.scale", 1.0, _float(0.0, lo_open=True), "constant factor of the reconstruction term", omit_default=True),
+    Key(
+        "loss.scale",
+        1.0,
+        _float(0.0, lo_open=True),
+        "constant factor of the reconstruction term",
+        omit_default=True,
+    ),
     Key("loss.beta", 0.05, _float(0.0), "final weight of the KL term"),
     Key("loss.warmup_epochs", 5, _int(0), "beta rises linearly from 0 over these epochs"),
     Key("training.optimizer", "adam", _choice(OPTIMIZERS), "adam or adamw (decoupled weight decay)"),
     Key("training.lr", 1.0e-4, _float(0.0, lo_open=True), "initial (peak, for cosine) learning rate"),
     Key("training.adam_eps", 1.0e-7, _float(0.0, lo_open=True), "Adam epsilon"),
-    Key("training.weight_decay", 0.0, _float(0.0), "weight decay (adam: L2 in the gradient; adamw: decoupled)", omit_default=True),
+    Key(
+        "training.weight_decay",
+        0.0,
+        _float(0.0),
+        "weight decay (adam: L2 in the gradient; adamw: decoupled)",
+        omit_default=True,
+    ),
     Key("training.batch_size", 1024, _int(2), "global batch (split over ranks under torchrun)"),
     Key("training.epochs", 500, _int(1), "total epochs; may be raised when resuming"),
     Key("training.schedule", "plateau", _choice(SCHEDULES), "plateau, cosine or constant learning rate"),
-    Key("training.plateau.factor", 0.5, _float(0.0, 1.0, lo_open=True), "LR multiplier when validation loss stalls"),
+    Key(
+        "training.plateau.factor",
+        0.5,
+        _float(0.0, 1.0, lo_open=True),
+        "LR multiplier when validation loss stalls",
+    ),
     Key("training.plateau.patience", 20, _int(0), "epochs without improvement before reducing"),
     Key("training.plateau.min_lr", 1.0e-6, _float(0.0), "lower bound of the LR"),
     Key("training.cosine.warmup_epochs", 5, _int(0), "linear LR warm-up epochs before the cosine decay"),
     Key("training.cosine.min_lr", 1.0e-6, _float(0.0), "LR at the last epoch"),
     Key("training.seed", 42, _int(0), "seeds the initial weights, batch order, dropout and sampling noise"),
     Key("training.precision", "fp32", _choice(PRECISIONS), "fp32 or bf16 (autocast; validation is fp32)"),
-    Key("training.in_memory_budget_bytes", 4_000_000_000, _int(0), "load the splits into memory when they fit"),
+    Key(
+        "training.in_memory_budget_bytes", 4_000_000_000, _int(0), "load the splits into memory when they fit"
+    ),
     Key("training.shuffle_buffer_rows", 65536, _int(1), "streaming: rows shuffled together"),
     Key("training.eval_batch_size", 8192, _int(1), "validation batch size"),
     Key("training.train_split", "train", _split_name, "dataset split to train on"),
     Key("training.validation_split", "validation", _split_name, "dataset split for validation"),
-    Key("training.float16_inputs", False, _bool, "hold the transformed training rows as float16", omit_default=True),
-    Key("training.eval_train_rows", 0, _int(0), "also report the eval-mode loss of this many training rows", omit_default=True),
+    Key(
+        "training.float16_inputs",
+        False,
+        _bool,
+        "hold the transformed training rows as float16",
+        omit_default=True,
+    ),
+    Key(
+        "training.eval_train_rows",
+        0,
+        _int(0),
+        "also report the eval-mode loss of this many training rows",
+        omit_default=True,
+    ),
 )
 TABLE: dict[str, Key] = {key.name: key for key in KEYS}
 
@@ -417,7 +476,11 @@ def read_ks(config: dict) -> tuple[int, ...]:
 
 
 def require_groups(
-    needed: tuple[int, ...], held: Layout, where: str = "", reader: str = "the model", holder: str = "the data"
+    needed: tuple[int, ...],
+    held: Layout,
+    where: str = "",
+    reader: str = "the model",
+    holder: str = "the data",
 ) -> None:
     """The one error for data (a store, a dataset, the workflow's counts) lacking a k-mer group a model reads."""
     missing = ", ".join(f"{k}-mers" for k in needed if k not in held.ks)
@@ -482,7 +545,9 @@ def check_combination(config: dict, source: str = "config") -> None:
                 f"{name}: a gated head needs the gated loss and the gated loss a gated head (head {head['kind']}, loss {spec['kind']})"
             )
     if loss["weighting"] == "explicit" and sorted(loss["weights"]) != sorted(outputs):
-        fail(f"loss.weighting explicit needs loss.weights for every output {outputs}, got {sorted(loss['weights'])}")
+        fail(
+            f"loss.weighting explicit needs loss.weights for every output {outputs}, got {sorted(loss['weights'])}"
+        )
     if loss["weighting"] != "explicit" and loss["weights"]:
         fail("loss.weights is only used with loss.weighting: explicit")
     if config["training"]["batch_size"] < 2 and model["batchnorm"]:

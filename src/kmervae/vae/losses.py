@@ -90,7 +90,8 @@ class Reconstruction:
             * (
                 1.0
                 if loss["weighting"] == "per_feature"
-                else (1.0 if loss["weighting"] == "equal" else float(loss["weights"][name])) / self.widths[name]
+                else (1.0 if loss["weighting"] == "equal" else float(loss["weights"][name]))
+                / self.widths[name]
             )
             for name in outputs
         }
@@ -202,6 +203,4 @@ class Reconstruction:
 
 def finish_metrics(sums: dict[str, torch.Tensor], units: dict[str, int]) -> dict[str, float]:
     """Summed ``[numerator, denominator]`` pairs → numerator / denominator / unit (NaN where nothing was counted)."""
-    return {
-        k: float(v[0] / v[1] / units[k]) if float(v[1]) > 0 else float("nan") for k, v in sums.items()
-    }
+    return {k: float(v[0] / v[1] / units[k]) if float(v[1]) > 0 else float("nan") for k, v in sums.items()}

@@ -40,7 +40,9 @@ def reconstructs_input(config: dict) -> bool:
         config["model"]["architecture"] == "flat"
         and not config["input"]["extra"]
         and output_names(config) == groups
-        and all(head_spec(config, g)["kind"] == "linear" and loss_spec(config, g)["kind"] == "mse" for g in groups)
+        and all(
+            head_spec(config, g)["kind"] == "linear" and loss_spec(config, g)["kind"] == "mse" for g in groups
+        )
         and config["loss"]["weighting"] == "per_feature"
     )
 
