@@ -36,6 +36,7 @@ from .store import (
     open_group,
     plain_str,
     source_entry,
+    take_rows,
 )
 from .vae.config import require_groups
 
@@ -158,31 +159,15 @@ class Embeddings:
 
     def take(self, index: np.ndarray) -> np.ndarray:
         """``z_mean`` rows at integer positions, read chunk by chunk, returned in ``index`` order."""
-        return _take_rows(self.z_array, np.asarray(index, dtype=np.int64), self.chunk_rows)
+        return take_rows(self.z_array, index, self.chunk_rows)
 
     def take_ids(self, index: np.ndarray) -> np.ndarray:
-        return plain_str(_take_rows(self.group["id"], np.asarray(index, dtype=np.int64), self.chunk_rows))
+        return plain_str(take_rows(self.group["id"], index, self.chunk_rows))
 
     def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, int]]:
         step = int(chunk_rows or self.chunk_rows)
         for start in range(0, self.n, step):
             yield start, min(start + step, self.n)
-
-
-def _take_rows(array, index: np.ndarray, chunk_rows: int) -> np.ndarray:
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    first = array[0:0]
-    out = np.empty(
-        (len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype
-    )
-    chunk = sorted_index // chunk_rows
-    for c in np.unique(chunk):
-        sel = np.nonzero(chunk == c)[0]
-        lo = int(c) * chunk_rows
-        block = np.asarray(array[lo : lo + chunk_rows])
-        out[order[sel]] = block[sorted_index[sel] - lo]
-    return out
 
 
 def open_embeddings(path: str | os.PathLike) -> Embeddings:
