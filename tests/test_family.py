@@ -1,5 +1,5 @@
-"""The model family (issue 6): per-group transforms against numpy, parameter counts of the
-shipped configs against a hand count and the author's figures, output shapes of every
+"""The model family: per-group transforms against numpy, parameter counts of the shipped
+configs against a hand count and the development logs' figures, output shapes of every
 architecture and head, each loss and weighting against a numpy recomputation, gate
 diagnostics, embedding with lengths, strict config errors, training on a tiny dataset."""
 

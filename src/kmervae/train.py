@@ -84,7 +84,7 @@ def cosine_lr(config: dict, epoch: int) -> float:
 
 def make_plateau(optimizer: torch.optim.Optimizer, config: dict):
     p = config["training"]["plateau"]
-    # threshold as Keras' min_delta (absolute 1e-4), the author's setting
+    # threshold as Keras' min_delta (absolute 1e-4), the setting of the paper's runs
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="min",
