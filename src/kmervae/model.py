@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import KmervaeError
-from .vae.config import canonical, config_hash, dump, read_yaml, resolve
+from .vae.config import canonical, config_hash, read_yaml, resolve
 from .vae.losses import WHOLE_INPUT
 from .vae.model import VAE
 
@@ -147,7 +147,6 @@ def save_weights(model: nn.Module, path: str | os.PathLike, config: dict) -> Non
 __all__ = [
     "VAE",
     "build_model",
-    "dump",
     "load_model",
     "read_weights",
     "save_weights",

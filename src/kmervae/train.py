@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .atomic import atomic_path
-from .config import canonical, config_hash, dump, validate
+from .config import canonical, config_hash, dump, resolve
 from .data import DatasetBatches
 from .errors import KmervaeError
 from .model import build_model, save_weights, upgrade_state
@@ -437,7 +437,7 @@ def train(
     had been killed there (tests and time-boxed jobs). Started by ``torchrun`` with
     WORLD_SIZE > 1 it trains data-parallel (gloo on CPU, NCCL on CUDA).
     """
-    validate(config)
+    config = resolve(config)  # checked; a saved (canonical) config gets its omitted keys back
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:

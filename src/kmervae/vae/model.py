@@ -27,7 +27,7 @@ from torch import nn
 
 from .blocks import glorot
 from .bodies import make_body
-from .config import config_hash, head_spec, loss_spec, output_names
+from .config import config_hash, head_spec, loss_spec, output_names, resolve
 from .heads import EmbeddingHead, output_bias
 from .inputs import InputSpec, require_groups
 from .losses import WHOLE_INPUT, LossOutput, Reconstruction, finish_metrics, kl_rows
@@ -61,10 +61,11 @@ def sample_z(mean: torch.Tensor, log_var: torch.Tensor, training: bool, noise: t
 
 
 class VAE(nn.Module):
-    """The k-mer VAE of ``config`` (a resolved config); see the module docstring."""
+    """The k-mer VAE of ``config`` (resolved, or as saved with a model); see the module docstring."""
 
     def __init__(self, config: dict):
         super().__init__()
+        config = resolve(config)  # a saved (canonical) config holds only some keys
         self.config = config
         self.config_hash = config_hash(config)
         self.model_dir: str | None = None  # where it was loaded from (kmervae.model.load_model)
