@@ -414,9 +414,12 @@ def canonical(config: dict) -> dict:
     out = copy.deepcopy(config)
     for key in KEYS:
         if key.omit_default:
-            section, name = key.name.split(".")
-            if name in out.get(section, {}) and out[section][name] == key.default:
-                del out[section][name]
+            *sections, name = key.name.split(".")
+            node = out
+            for part in sections:
+                node = node.get(part, {})
+            if name in node and node[name] == key.default:
+                del node[name]
     return out
 
 
