@@ -75,3 +75,20 @@ def test_every_shipped_config_loads_weights_with_the_earlier_keys(name, tmp_path
     save_file(state, str(tmp_path / "best.safetensors"))
     model = load_model(tmp_path)
     assert all(bool((p == 0.25).all()) for p in model.parameters())
+
+
+def test_per_group_linear_heads_of_the_earlier_layout_load_as_the_one_output_layer():
+    # the earlier code gave a flat model with, e.g., a log input transform one linear head per
+    # group (decoder.heads.<group>); the same model now reconstructs its input with one layer
+    model = build_model(
+        cfg.resolve({"input": {"ks": [3, 2, 1], "transform": "log"}, "model": {"hidden": [8]}})
+    )
+    state = model.state_dict()
+    weight, bias = state.pop("decoder.heads.kmers.weight"), state.pop("decoder.heads.kmers.bias")
+    for g in model.inputs.layout.groups:
+        state[f"decoder.heads.{g.name}.weight"] = weight[g.start : g.stop]
+        state[f"decoder.heads.{g.name}.bias"] = bias[g.start : g.stop]
+    upgraded = upgrade_state(state, model)
+    assert sorted(upgraded) == sorted(model.state_dict())
+    assert torch.equal(upgraded["decoder.heads.kmers.weight"], weight)
+    assert torch.equal(upgraded["decoder.heads.kmers.bias"], bias)
