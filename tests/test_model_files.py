@@ -84,6 +84,7 @@ def test_two_identical_trainings_write_byte_identical_weight_files(data, tmp_pat
         a, b = (tmp_path / n / f"{weights}.safetensors" for n in ("a", "b"))
         assert a.read_bytes() == b.read_bytes()
         assert weights_hash(a) == weights_hash(b)
+        assert f"{weights} {weights_hash(a)}" in (tmp_path / "a/train.log").read_text()  # recorded there
     # the metadata order does not depend on the process either
     script = (
         "import sys, torch; from kmervae.model import load_model, save_weights; "

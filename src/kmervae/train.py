@@ -12,7 +12,8 @@ scheduler is not stepped during warm-up and starts fresh at epoch W, and the
 best-checkpoint tracking restarts there: ``best.safetensors`` is the best *post*-warm-up
 epoch, and a warm-up epoch only when the run never got past warm-up.
 
-Outputs in ``out_dir`` (rank 0 writes, every file atomically): ``config.yaml``,
+Outputs in ``out_dir`` (rank 0 writes, every file atomically; ``train.log`` ends with the
+weights hashes that embeddings and indexes carry): ``config.yaml``,
 ``checkpoint.pt`` (full state after every epoch, ``torch.load(weights_only=True)``),
 ``best.safetensors``, ``final.safetensors``, ``history.tsv`` (one row per epoch ever
 trained), ``train.log`` (appended) and ``curves.png``/``.pdf``.
@@ -45,7 +46,7 @@ from .atomic import atomic_path
 from .config import canonical, config_hash, dump, resolve
 from .data import DatasetBatches
 from .errors import KmervaeError
-from .model import build_model, save_weights, upgrade_state
+from .model import build_model, save_weights, upgrade_state, weights_hash
 from .progress import progress
 from .vae.losses import LossOutput
 from .vae.model import VAE
@@ -704,10 +705,12 @@ class _Run:
             if not (self.out_dir / "best.safetensors").exists():
                 save_weights(self.model, self.out_dir / "best.safetensors", self.config)
             log.info(
-                "finished %d epochs; best epoch %d (validation loss %.4f)",
+                "finished %d epochs; best epoch %d (validation loss %.4f); weights best %s, final %s",
                 end,
                 self.best["epoch"],
                 self.best["score"],
+                weights_hash(self.out_dir / "best.safetensors"),
+                weights_hash(self.out_dir / "final.safetensors"),
             )
 
 
