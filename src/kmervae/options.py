@@ -38,6 +38,8 @@ class Option:
     flag: str | None = None
     #: ``store_true`` for a switch; otherwise the value follows the flag
     action: str | None = None
+    #: the CLI refuses to run without it (a stage input rather than a setting)
+    required: bool = False
     #: dotted key of the workflow config holding the value; ``{wildcard}`` parts are filled in
     workflow: str | None = None
     #: the workflow schema's default when it deliberately differs from ``default``
@@ -83,6 +85,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> N
             choices=option.choices,
             nargs=option.nargs,
             metavar=option.metavar,
+            required=option.required,
             help=_help(option),
         )
 
