@@ -45,8 +45,13 @@ OPTIONS = (
         workflow="chop.max_length",
         workflow_default=100_000,
     ),
-    Option("distribution", "lognormal", help="fragment length distribution", choices=DISTRIBUTIONS,
-           workflow="chop.distribution"),
+    Option(
+        "distribution",
+        "lognormal",
+        help="fragment length distribution",
+        choices=DISTRIBUTIONS,
+        workflow="chop.distribution",
+    ),
     Option(
         "median",
         3000,
@@ -56,7 +61,9 @@ OPTIONS = (
         workflow_default=5000,
     ),
     Option("sigma", 1.0, float, "log-normal sigma"),
-    Option("genome_names", None, nargs="+", metavar="NAME", help="one genome name per FASTA (default: file stem)"),
+    Option(
+        "genome_names", None, nargs="+", metavar="NAME", help="one genome name per FASTA (default: file stem)"
+    ),
 )
 DEFAULTS = defaults(OPTIONS)
 DEFAULT_MEDIAN = DEFAULTS["median"]

@@ -329,7 +329,7 @@ def plot_grand(table: pd.DataFrame, path: Path) -> None:
 #: the settings of :func:`compare_runs`, their CLI flags and the workflow's ``figures`` keys
 OPTIONS = (
     Option("runs", nargs="+", required=True, metavar="RUN", help="run names DATASET.minTHRESHOLD.MODEL"),
-    Option("testsets", nargs="+", required=True, metavar="TESTSET", help="test set names DATASET.minTHRESHOLD"),
+    Option("testsets", nargs="+", required=True, metavar="TESTSET", help="names DATASET.minTHRESHOLD"),
     Option(
         "reports_dir",
         "results/reports",

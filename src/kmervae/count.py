@@ -43,11 +43,21 @@ log = logging.getLogger("kmervae.count")
 #: the settings of :func:`count_fasta` and their CLI flags (``k`` is parsed into its ``layout``)
 OPTIONS = (
     Option("threads", 1, int, "cores to use", metavar="N"),
-    Option("k", "6..1", help="k-mer groups, e.g. 6..1, 7..1, 5..1, 4 or 6,4", metavar="KS",
-           workflow="kmers.groups"),
+    Option(
+        "k",
+        "6..1",
+        help="k-mer groups, e.g. 6..1, 7..1, 5..1, 4 or 6,4",
+        metavar="KS",
+        workflow="kmers.groups",
+    ),
     Option("sample", None, help="sample name (default: OUT without .zarr)", metavar="NAME"),
-    Option("chunk_rows", None, int, "records per chunk and store chunk; bounds memory "
-           "(default: 4096 for 6..1, 1024 for 7..1)", metavar="N"),
+    Option(
+        "chunk_rows",
+        None,
+        int,
+        "records per chunk and store chunk; bounds memory " "(default: 4096 for 6..1, 1024 for 7..1)",
+        metavar="N",
+    ),
 )
 DEFAULTS = defaults(OPTIONS)
 

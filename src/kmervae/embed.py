@@ -45,8 +45,13 @@ OPTIONS = (
     Option("weights", "best", help="which checkpoint", choices=("best", "final")),
     Option("batch_size", 4096, int, "rows per forward pass"),
     Option("threads", None, int, "torch / counting threads"),
-    Option("device", "auto", help="default: CUDA if present", choices=("auto", "cpu", "cuda"),
-           workflow="training.device"),
+    Option(
+        "device",
+        "auto",
+        help="default: CUDA if present",
+        choices=("auto", "cpu", "cuda"),
+        workflow="training.device",
+    ),
     Option("split", None, help="embed one split of a dataset store", choices=("train", "validation", "test")),
 )
 DEFAULTS = defaults(OPTIONS)

@@ -230,10 +230,22 @@ OPTIONS = (
         metavar="F",
         workflow="datasets.{dataset}.fractions",
     ),
-    Option("samples", None, nargs="+", metavar="NAME", help="one sample name per input store",
-           workflow="datasets.{dataset}.samples"),
-    Option("test_samples", (), nargs="+", metavar="NAME", help="held-out samples: all their rows go to test",
-           workflow="datasets.{dataset}.test_samples"),
+    Option(
+        "samples",
+        None,
+        nargs="+",
+        metavar="NAME",
+        help="one sample name per input store",
+        workflow="datasets.{dataset}.samples",
+    ),
+    Option(
+        "test_samples",
+        (),
+        nargs="+",
+        metavar="NAME",
+        help="held-out samples: all their rows go to test",
+        workflow="datasets.{dataset}.test_samples",
+    ),
     Option("chunk_rows", None, int, "rows per chunk (default: the first input's)"),
     Option("memory_mb", DEFAULT_MEMORY_BUDGET >> 20, int, "row data held in memory at once, MiB"),
 )
@@ -403,7 +415,9 @@ def _merged_attrs(opened, inputs, plan: _SplitPlan, seed, fractions, test_sample
         "fractions": list(fractions),
         "test_samples": sorted(set(test_samples)),
         "split_sizes": {"train": n_train, "validation": n_validation, "test": n_test + plan.n_held_out},
-        "inputs": [{"path": str(item.store.path), "sample": item.sample, "n": item.store.n} for item in inputs],
+        "inputs": [
+            {"path": str(item.store.path), "sample": item.sample, "n": item.store.n} for item in inputs
+        ],
         "shuffle": {
             "method": "bucketed",
             "buckets": len(bucket_sizes),

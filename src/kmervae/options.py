@@ -62,6 +62,16 @@ class Option:
         return [(self.render or str)(value)]
 
 
+def comma_ints(text: str) -> list[int]:
+    """``"1,10,50"`` -> ``[1, 10, 50]`` (an option's ``type``)."""
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def comma_join(values) -> str:
+    """``[1, 10, 50]`` -> ``"1,10,50"`` (the ``render`` of a :func:`comma_ints` option)."""
+    return ",".join(str(v) for v in values)
+
+
 def _help(option: Option) -> str | None:
     empty = isinstance(option.default, (list, tuple)) and not option.default
     if option.action or option.default is None or empty or "default" in option.help:
