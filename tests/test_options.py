@@ -13,7 +13,7 @@ import yaml
 from kmervae import chop, compare, count, embed, merge, select
 from kmervae.cli import build_parser
 from kmervae.evaluate.reports import REPORTS
-from kmervae.index import IndexParams
+from kmervae.index import QUERY_OPTIONS, IndexParams, query_index
 from kmervae.options import config_value, workflow_arguments
 from kmervae.workflow_config import validate_config
 
@@ -39,6 +39,7 @@ STAGES = {
     "chop": (["chop", "g.fa", "-o", "o.fa", "--labels", "l.tsv"], chop.chop_genomes, chop.OPTIONS),
     "embed": (["embed", "s.zarr", "--model", "m", "-o", "e.zarr"], embed.embed_path, embed.OPTIONS),
     "compare": (["compare", "--runs", "r", "--testsets", "t"], compare.compare_runs, compare.OPTIONS),
+    "query": (["query", "--index", "i.faiss", "--ids", "a", "-o", "n.tsv"], query_index, QUERY_OPTIONS),
     **{f"evaluate {name}": (report_argv(name), r.function, r.options) for name, r in REPORTS.items()},
 }
 #: options the command converts before the call: option name -> the function's keyword and how
