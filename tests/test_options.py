@@ -63,7 +63,8 @@ def plain(value):
 def schema_node(key: str) -> dict | None:
     node = SCHEMA
     for part in key.split("."):
-        node = node.get("additionalProperties") if part.startswith("{") else node.get("properties", {}).get(part)
+        wildcard = part.startswith("{")
+        node = node.get("additionalProperties") if wildcard else node.get("properties", {}).get(part)
         if node is None:
             return None
     return node
