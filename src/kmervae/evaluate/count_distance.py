@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from ..embed import Embeddings
 from ..errors import KmervaeError
@@ -125,6 +124,8 @@ def check_ranges_hold_distances(nn: np.ndarray, ranges, metric: str, source) -> 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> dict:
     if len(x) < 2 or np.ptp(x) == 0:
         return {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
+    from scipy import stats  # here, not at import: the workflow reads this module's options at start-up
+
     fit = stats.linregress(x, y)
     return {"slope": float(fit.slope), "intercept": float(fit.intercept), "r2": float(fit.rvalue**2)}
 
@@ -145,6 +146,8 @@ def bimodality_coefficient(x: np.ndarray) -> float:
     n = len(x)
     if n < 4:
         return float("nan")
+    from scipy import stats
+
     g = stats.skew(x, bias=False)
     k = stats.kurtosis(x, bias=False)
     return float((g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from ..embed import Embeddings
 from ..errors import KmervaeError
@@ -149,6 +148,8 @@ def local_distance_protocol(
     mse = kmer_mse(np.repeat(at(query_pool), k, axis=0), at(neighbours)).reshape(q, k)
     mse_random = kmer_mse(at(rand_a), at(rand_b))
     x, y = distances.ravel(), mse.ravel()
+    from scipy import stats  # here, not at import: the workflow reads this module's options at start-up
+
     rho = stats.spearmanr(x, y).statistic
     r = stats.pearsonr(x, y).statistic if np.std(x) > 0 and np.std(y) > 0 else float("nan")
     rho_ci, r_ci = bootstrap_correlations(distances, mse, bootstrap, seed + 1)
