@@ -7,8 +7,8 @@ function's default (the function's signature reads it from ``DEFAULTS``). The co
 module adds them to its parser with :func:`add_options` and passes
 :func:`values` to the function. An option with a ``workflow`` key takes its value from
 that key of the workflow config (``chop.max_length``, ``datasets.{dataset}.fractions``);
-the rules render those as command-line arguments with :func:`workflow_arguments`, and a
-test checks the workflow schema's default of each key against ``workflow_default``
+the rules render those as command-line arguments with :func:`workflow_arguments`, and
+tests/test_options.py checks the workflow schema's default of each key against ``workflow_default``
 (the option's default unless the workflow deliberately chooses another).
 """
 
@@ -36,8 +36,6 @@ class Option:
     nargs: str | None = None
     #: the CLI flag (default ``--`` + name with dashes)
     flag: str | None = None
-    #: ``store_true`` for a switch; otherwise the value follows the flag
-    action: str | None = None
     #: the CLI refuses to run without it (a stage input rather than a setting)
     required: bool = False
     #: dotted key of the workflow config holding the value; ``{wildcard}`` parts are filled in
@@ -74,7 +72,7 @@ def comma_join(values) -> str:
 
 def _help(option: Option) -> str | None:
     empty = isinstance(option.default, (list, tuple)) and not option.default
-    if option.action or option.default is None or empty or "default" in option.help:
+    if option.default is None or empty or "default" in option.help:
         return option.help or None
     shown = " ".join(option.text(option.default))
     return f"{option.help} (default {shown})" if option.help else f"default {shown}"
@@ -83,9 +81,6 @@ def _help(option: Option) -> str | None:
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
     """Add each option's flag to ``parser``; the parsed value lands in ``args.<name>``."""
     for option in options:
-        if option.action:
-            parser.add_argument(option.cli_flag, dest=option.name, action=option.action, help=option.help)
-            continue
         default = list(option.default) if option.nargs and option.default is not None else option.default
         parser.add_argument(
             option.cli_flag,
@@ -128,8 +123,6 @@ def workflow_arguments(options: Iterable[Option], config: Mapping, **wildcards: 
         if not option.workflow:
             continue
         value = config_value(config, option.workflow.format(**wildcards))
-        if option.action:
-            argv += [option.cli_flag] if value else []
-        elif not (option.nargs and len(value) == 0):
+        if not (option.nargs and len(value) == 0):
             argv += [option.cli_flag, *option.text(value)]
     return argv
