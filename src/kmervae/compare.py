@@ -22,6 +22,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import KmervaeError
+from .options import Option, defaults
 from .workflow_config import parse_run, parse_testset
 
 MSE_COLUMN = re.compile(r"^(?P<prefix>val_)?mse_(?P<k>\d+)mer$")
@@ -543,15 +544,48 @@ def plot_grand(table: pd.DataFrame, path: Path) -> None:
     save_figure(grand_figure(table), path)
 
 
+#: the settings of :func:`compare_runs`, their CLI flags and the workflow's ``figures`` keys
+OPTIONS = (
+    Option("runs", nargs="+", required=True, metavar="RUN", help="run names DATASET.minTHRESHOLD.MODEL"),
+    Option("testsets", nargs="+", required=True, metavar="TESTSET", help="names DATASET.minTHRESHOLD"),
+    Option(
+        "reports_dir",
+        "results/reports",
+        flag="--reports",
+        metavar="DIR",
+        help="holds RUN/TESTSET/spearman/spearman.json and .../baselines/baselines.tsv",
+    ),
+    Option("models_dir", "results/models", flag="--models", metavar="DIR", help="holds RUN/history.tsv"),
+    Option(
+        "matrix_path",
+        "results/reports/cross_comparison.tsv",
+        flag="--matrix",
+        metavar="TSV",
+        help="the matrix TSV; the wide table and heatmap go next to it",
+    ),
+    Option("figures_dir", "results/figures", flag="--figures", metavar="DIR", help="summary figures"),
+    Option("cmap", "viridis", help="heatmap colour map", workflow="figures.heatmap_cmap"),
+    Option(
+        "length_sweep_testsets",
+        "own",
+        flag="--length-sweep",
+        choices=("own", "all"),
+        help="length sweep over the run's own dataset's test sets or all",
+        workflow="figures.length_sweep_testset",
+    ),
+)
+DEFAULTS = defaults(OPTIONS)
+
+
 def compare_runs(
     runs: list[str],
     testsets: list[str],
-    reports_dir: str | os.PathLike,
-    models_dir: str | os.PathLike,
-    matrix_path: str | os.PathLike,
-    figures_dir: str | os.PathLike,
-    cmap: str = "viridis",
-    length_sweep_testsets: str = "own",
+    reports_dir: str | os.PathLike = DEFAULTS["reports_dir"],
+    models_dir: str | os.PathLike = DEFAULTS["models_dir"],
+    matrix_path: str | os.PathLike = DEFAULTS["matrix_path"],
+    figures_dir: str | os.PathLike = DEFAULTS["figures_dir"],
+    cmap: str = DEFAULTS["cmap"],
+    length_sweep_testsets: str = DEFAULTS["length_sweep_testsets"],
 ) -> dict[str, Path]:
     """Write the cross-comparison matrix and every summary figure; return what was written.
 

@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__
 from .errors import KmervaeError
 from .kmers import Layout
+from .options import Option, defaults
 from .progress import progress
 from .store import (
     DEFAULT_CHUNK_ROWS,
@@ -42,7 +43,22 @@ from .vae.config import require_groups
 
 FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
-DEFAULT_BATCH_SIZE = 4096
+#: the settings of :func:`embed_path` and their CLI flags (the workflow's device is ``training.device``)
+OPTIONS = (
+    Option("weights", "best", help="which checkpoint", choices=("best", "final")),
+    Option("batch_size", 4096, int, "rows per forward pass"),
+    Option("threads", None, int, "torch / counting threads"),
+    Option(
+        "device",
+        "auto",
+        help="default: CUDA if present",
+        choices=("auto", "cpu", "cuda"),
+        workflow="training.device",
+    ),
+    Option("split", None, help="embed one split of a dataset store", choices=("train", "validation", "test")),
+)
+DEFAULTS = defaults(OPTIONS)
+DEFAULT_BATCH_SIZE = DEFAULTS["batch_size"]
 #: input store attributes copied into the embeddings' ``input_attrs`` (the rest can be large)
 INPUT_ATTR_KEYS = (
     "format",
@@ -299,11 +315,11 @@ def embed_path(
     model_dir: str | os.PathLike,
     input_path: str | os.PathLike | list,
     out: str | os.PathLike,
-    weights: str = "best",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    threads: int | None = None,
-    split: str | None = None,
-    device: str = "auto",
+    weights: str = DEFAULTS["weights"],
+    batch_size: int = DEFAULTS["batch_size"],
+    threads: int | None = DEFAULTS["threads"],
+    split: str | None = DEFAULTS["split"],
+    device: str = DEFAULTS["device"],
 ) -> Path:
     """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json)."""
     from .model import load_model

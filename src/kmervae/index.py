@@ -27,6 +27,7 @@ import numpy as np
 from .atomic import FILE, atomic_path, prepare_output
 from .embed import Embeddings, check_same_model
 from .errors import KmervaeError
+from .options import Option, defaults
 from .progress import progress
 
 log = logging.getLogger(__name__)
@@ -333,18 +334,33 @@ def write_neighbours(path: str | os.PathLike, index: LoadedIndex, batches) -> in
     return rows
 
 
+#: the settings of :func:`query_index` and their CLI flags (``kmervae query``)
+QUERY_OPTIONS = (
+    Option("k", 50, int, "neighbours per query", flag="-k"),
+    Option("weights", "best", help="checkpoint of --model", choices=("best", "final")),
+    Option("threads", None, int, "FAISS and embedding threads"),
+    Option(
+        "device",
+        "auto",
+        help="where --fasta queries are embedded (default: CUDA if present)",
+        choices=("auto", "cpu", "cuda"),
+    ),
+)
+QUERY_DEFAULTS = defaults(QUERY_OPTIONS)
+
+
 def query_index(
     index_path: str | os.PathLike,
     out: str | os.PathLike,
-    k: int = 50,
+    k: int = QUERY_DEFAULTS["k"],
     ids: list[str] | None = None,
     fasta: list[str | os.PathLike] | None = None,
     model_dir: str | os.PathLike | None = None,
     embeddings: str | os.PathLike | None = None,
-    weights: str = "best",
-    threads: int | None = None,
+    weights: str = QUERY_DEFAULTS["weights"],
+    threads: int | None = QUERY_DEFAULTS["threads"],
     batch_size: int = 1024,
-    device: str = "auto",
+    device: str = QUERY_DEFAULTS["device"],
 ) -> int:
     """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
 
