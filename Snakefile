@@ -7,7 +7,8 @@
 #   snakemake --report results/report.html                # every figure and table in one page
 #
 # Rules are split by stage in workflow/rules/; the helpers they share are in common.smk.
-# Every rule runs a thin script in workflow/scripts/ that calls the kmervae package.
+# Every rule runs one kmervae command (train and dataset_labels: a script in workflow/scripts/),
+# with its own stage's options from the config as params (kmervae.options, common.smk).
 
 from snakemake.utils import min_version
 

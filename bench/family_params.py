@@ -15,7 +15,7 @@ def main() -> None:
     print("model\tinput groups read\tinput width\toutputs\tlatent\tparameters")
     for path in sorted(MODELS.glob("*.yaml")):
         model = build_model(cfg.load(path))
-        outputs = getattr(model, "outputs", [g.name for g in model.input_layout.groups])
+        outputs = model.outputs
         params = sum(p.numel() for p in model.parameters())
         ks = ",".join(str(k) for k in model.input_ks)
         print(f"{path.stem}\t{ks}\t{model.input_width}\t{'+'.join(outputs)}\t{model.latent_dim}\t{params:,}")

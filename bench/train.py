@@ -29,7 +29,7 @@ import torch
 from kmervae import config as cfg
 from kmervae.data import DatasetBatches
 from kmervae.kmers import Layout
-from kmervae.model import build_model, vae_loss
+from kmervae.model import build_model
 from kmervae.store import StoreWriter
 from kmervae.train import train
 
@@ -98,7 +98,7 @@ def profile_step(config: dict, data: DatasetBatches, steps: int, precision: str)
         with ctx():
             recon, mean, log_var = model(x)
         t3 = time.perf_counter()
-        loss, _, _ = vae_loss(x, recon, mean, log_var, 0.05)
+        loss = model.loss_of(x, recon, mean, log_var, 0.05).loss
         t4 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,7 +122,7 @@ def op_table(config: dict, data: DatasetBatches, steps: int) -> str:
         for _ in range(steps):
             x = model.transform(next(batches))
             recon, mean, log_var = model(x)
-            loss, _, _ = vae_loss(x, recon, mean, log_var, 0.05)
+            loss = model.loss_of(x, recon, mean, log_var, 0.05).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,5 +1,5 @@
-"""The model family: per-group transforms against numpy, parameter counts of the
-shipped configs against a hand count and the development logs' figures, output shapes of every
+"""The model family: per-group transforms against numpy, parameter counts of the shipped
+configs against a hand count and the development logs' figures, output shapes of every
 architecture and head, each loss and weighting against a numpy recomputation, gate
 diagnostics, embedding with lengths, strict config errors, training on a tiny dataset."""
 
@@ -12,9 +12,10 @@ import torch
 
 from kmervae import config as cfg
 from kmervae.errors import KmervaeError
-from kmervae.family import FamilyVAE
 from kmervae.kmers import Layout, counts_to_clr, frequencies
-from kmervae.transforms import InputSpec
+from kmervae.model import build_model
+from kmervae.vae.inputs import InputSpec
+from kmervae.vae.model import VAE
 
 
 def family(**sections) -> dict:
@@ -80,7 +81,7 @@ def test_shipped_branched_configs_have_the_logged_shapes_and_sizes(name, logged)
     from conftest import REPO
 
     config = cfg.load(REPO / f"config/models/{name}.yaml")
-    model = FamilyVAE(config)
+    model = build_model(config)
     count = model.parameter_count()
     print(f"{name}: {count:,} parameters (logged ≈{logged / 1e6:.0f} M)")
     assert count == expected_parameters(config)
@@ -101,12 +102,12 @@ def test_vae65_hybrid_reads_2761_inputs_and_reconstructs_groups_and_gc():
     from conftest import REPO
 
     config = cfg.load(REPO / "config/models/vae65_hybrid.yaml")
-    model = FamilyVAE(config)
+    model = build_model(config)
     print(f"vae65_hybrid: {model.parameter_count():,} parameters")
     assert model.input_width == 2761 and not model.reads_length
     assert [l.out_features for l in model.encoder.layers if isinstance(l, torch.nn.Linear)] == [1024, 512]
     assert model.latent_dim == 256 and config["loss"]["beta"] == 0.1
-    kinds = {n: model.loss_fn.specs[n]["kind"] for n in model.outputs}
+    kinds = {n: model.reconstruction.specs[n]["kind"] for n in model.outputs}
     assert kinds == {"6mer": "bce", "5mer": "bce", "4mer": "log_mse", "3mer": "log_mse", "gc": "logit_mse"}
     layout = Layout.parse("6..1")
     x = model.transform(torch.from_numpy(random_counts(4, layout)[:, layout.columns_for(model.input_ks)]))
@@ -169,7 +170,7 @@ def test_input_transforms_and_extras_match_numpy_and_invert_to_frequencies():
 
 def test_branched_model_shapes_branch_isolation_and_gc_is_the_branch_mean():
     torch.manual_seed(0)
-    model = FamilyVAE(tiny_branched()).eval()
+    model = build_model(tiny_branched()).eval()
     read = Layout((4, 3, 2, 1))
     block = np.concatenate([random_counts(6, read, seed=1), np.full((6, 1), 3000.0, np.float32)], axis=1)
     x = model.transform(torch.from_numpy(block))
@@ -216,7 +217,7 @@ def test_branched_model_shapes_branch_isolation_and_gc_is_the_branch_mean():
     ],
 )
 def test_heads_have_the_expected_size_and_output(head, params):
-    from kmervae.heads import make_head
+    from kmervae.vae.heads import make_head
 
     torch.manual_seed(0)
     config = family(
@@ -249,7 +250,7 @@ def _loss_model(groups, weighting="per_feature", weights=None, scale=1.0, heads=
     loss = {"groups": groups, "weighting": weighting, "scale": scale}
     if weights:
         loss["weights"] = weights
-    return FamilyVAE(
+    return build_model(
         family(
             input={"ks": [3, 2], "extra": ["gc"], "group_transforms": transforms or {}},
             model={"hidden": [8], "latent": 2, "outputs": ["gc"], "heads": heads or {}},
@@ -289,7 +290,8 @@ def test_each_loss_kind_and_weighting_match_numpy():
         }
         mean = torch.tensor(rng.normal(size=(7, 2)), dtype=torch.float32)
         log_var = torch.tensor(rng.normal(size=(7, 2)), dtype=torch.float32)
-        loss, recon, kl = model.loss(x, outputs, mean, log_var, beta=0.1)
+        out = model.loss_of(x, outputs, mean, log_var, beta=0.1)
+        loss, recon, kl = out.loss, out.reconstruction, out.kl
 
         f3, f2 = np_freq(counts[:, :32]), np_freq(counts[:, 32:42])
         t3 = np.clip(f3, 1e-6, 1 - 1e-6)
@@ -306,16 +308,17 @@ def test_each_loss_kind_and_weighting_match_numpy():
         np.testing.assert_allclose(kl.numpy(), kl_oracle, rtol=1e-5)
         np.testing.assert_allclose(loss.item(), (oracle + 0.1 * kl_oracle).mean(), rtol=2e-5)
 
-    # plain MSE on the input space with per-feature weights is the default VAE's loss
-    from kmervae.model import vae_loss
-
+    # plain MSE on the input space with per-feature weights is the default VAE's loss:
+    # the squared error summed over all input columns, whether in one output or per group
     mse = _loss_model({})
     x = mse.transform(torch.from_numpy(counts))
     outs = {"3mer": x[:, :32] + 0.3, "2mer": x[:, 32:42] * 0.5, "gc": x[:, 42:] - 1}
-    a = mse.loss(x, outs, mean, log_var, 0.05)
-    b = vae_loss(x, torch.cat([outs["3mer"], outs["2mer"], outs["gc"]], 1), mean, log_var, 0.05)
-    for u, v in zip(a, b):
-        torch.testing.assert_close(u, v)
+    a = mse.loss_of(x, outs, mean, log_var, 0.05)
+    whole = torch.cat([outs["3mer"], outs["2mer"], outs["gc"]], 1)
+    sq = (whole - x).pow(2).sum(1)
+    kl = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum(1)
+    torch.testing.assert_close(a.reconstruction, sq)
+    torch.testing.assert_close(a.loss, (sq + 0.05 * kl).mean())
 
 
 def test_gated_loss_and_gate_diagnostics_match_numpy():
@@ -334,7 +337,7 @@ def test_gated_loss_and_gate_diagnostics_match_numpy():
     value = torch.nn.functional.softplus(torch.tensor(rng.normal(size=(6, 32)) - 3, dtype=torch.float32))
     outs = {"3mer": (gate, value), "2mer": x[:, 32:42].clone(), "gc": x[:, 42:].clone()}
     zeros = torch.zeros(6, 2)
-    _, recon, _ = model.loss(x, outs, zeros, zeros, 0.0)
+    recon = model.loss_of(x, outs, zeros, zeros, 0.0).reconstruction
 
     f = np_freq(counts[:, :32])
     present = f > 0.02
@@ -347,7 +350,7 @@ def test_gated_loss_and_gate_diagnostics_match_numpy():
     )
     np.testing.assert_allclose(recon.numpy(), 32 * (bce + masked), rtol=2e-5)
 
-    metrics = {k: float(a / b) for k, (a, b) in model.metric_sums(x, outs).items()}
+    metrics = model.finish_metrics(model.reconstruction.metric_sums(x, outs))
     pred = p * v
     assert metrics["gate_acc_3mer"] == pytest.approx(((g > 0) == present).mean())
     assert metrics["gate_base_3mer"] == pytest.approx((~present).mean())
@@ -379,7 +382,7 @@ def test_outputs_outside_the_input_space_start_at_a_uniform_composition():
 
 def test_embed_reads_the_groups_gc_and_lengths_and_refuses_what_is_missing():
     torch.manual_seed(0)
-    model = FamilyVAE(tiny_branched())
+    model = build_model(tiny_branched())
     wide = Layout.parse("5..1")
     counts = random_counts(11, wide, seed=9).astype(np.uint32)
     lengths = np.arange(11) * 1000 + 500
@@ -393,7 +396,7 @@ def test_embed_reads_the_groups_gc_and_lengths_and_refuses_what_is_missing():
     assert not np.allclose(z, model.embed(counts, wide, lengths=lengths * 10))  # length is an input
     with pytest.raises(KmervaeError, match="reads contig lengths"):
         model.embed(counts, wide)
-    with pytest.raises(KmervaeError, match="lacks 1-mers"):
+    with pytest.raises(KmervaeError, match="reads 1-mers but the data holds only 4-mers"):
         model.embed(counts[:, wide.columns_for((4, 3, 2))], Layout((4, 3, 2)), lengths=lengths)
 
 
@@ -422,17 +425,15 @@ def test_family_config_errors_are_one_line_and_name_the_key():
 
 
 def test_default_config_is_unchanged_and_defaults_written_out_hash_alike():
-    from kmervae.model import KmerVAE, build_model
-
     default = cfg.resolve()
     # the family adds no key to the default config, so its hash and saved models stay as they were
     assert default == cfg.DEFAULTS
-    assert type(build_model(default)) is KmerVAE
+    assert type(build_model(default)) is VAE and build_model(default).outputs == ["kmers"]
     spelled = cfg.resolve(
         {"loss": {"weighting": "per_feature", "scale": 1.0}, "model": {"heads": {}, "outputs": []}}
     )
     assert spelled == default and cfg.config_hash(spelled) == cfg.config_hash(default)
-    assert isinstance(build_model(tiny_branched()), FamilyVAE)
+    assert type(build_model(tiny_branched())) is VAE
     gated = cfg.resolve(
         {"input": {"ks": [3]}, "model": {"heads": {"3mer": "gated"}}, "loss": {"groups": {"3mer": "gated"}}}
     )
@@ -505,7 +506,7 @@ def test_branched_gated_model_trains_and_logs_the_diagnostics(tmp_path):
     with torch.no_grad():
         x = model.transform(torch.from_numpy(block)).half().float()  # the float16 in-memory copy
         out, mean, log_var = model(x)
-        loss, _, _ = model.loss(x, out, mean, log_var, beta=config["loss"]["beta"])
+        loss = model.loss_of(x, out, mean, log_var, beta=config["loss"]["beta"]).loss
     assert row["train_eval_loss"] == pytest.approx(loss.item(), rel=1e-5)
     assert row["train_eval_loss"] != row["train_loss"]
 

@@ -9,7 +9,8 @@ import yaml
 from kmervae import config as cfg
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.model import BatchNorm, build_model, load_model, save_weights, vae_loss
+from kmervae.model import build_model, load_model, save_weights
+from kmervae.vae.blocks import BatchNorm
 
 
 def tiny(**sections) -> dict:
@@ -37,12 +38,14 @@ def test_default_config_is_the_paper_model_and_matches_the_shipped_yaml():
     config = cfg.resolve()
     model = build_model(config)
     assert model.input_width == 2772 and model.latent_dim == 384
-    linears = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    linears = [m for m in model.encoder.layers if isinstance(m, torch.nn.Linear)]
     assert [(lin.in_features, lin.out_features) for lin in linears] == [(2772, 1024), (1024, 512)]
     assert model.z_mean.out_features == model.z_log_var.out_features == 384
-    assert [type(m).__name__ for m in model.encoder[:3]] == ["Linear", "BatchNorm", "LeakyReLU"]
-    assert model.encoder[2].negative_slope == 0.2
-    assert isinstance(model.decoder[-1], torch.nn.Linear) and model.decoder[-1].out_features == 2772
+    assert [type(m).__name__ for m in model.encoder.layers[:3]] == ["Linear", "BatchNorm", "LeakyReLU"]
+    assert model.encoder.layers[2].negative_slope == 0.2
+    head = model.decoder.heads["kmers"]  # one output layer reconstructs the whole input
+    assert list(model.decoder.heads) == ["kmers"]
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 2772
     assert config["loss"]["beta"] == 0.05 and config["loss"]["warmup_epochs"] == 5
     assert config["training"]["lr"] == 1e-4 and config["training"]["batch_size"] == 1024
     assert cfg.load(REPO / "config/models/default.yaml") == config
@@ -58,10 +61,13 @@ def test_default_config_is_the_paper_model_and_matches_the_shipped_yaml():
 
 def test_loss_matches_a_numpy_oracle_and_log_var_is_clipped():
     rng = np.random.default_rng(0)
-    x, recon, mean = (rng.normal(size=(6, 5)) for _ in range(3))
-    log_var = rng.normal(scale=3, size=(6, 5))
+    model = build_model(tiny())
+    x, recon = (rng.normal(size=(6, model.input_width)) for _ in range(2))
+    mean, log_var = rng.normal(size=(6, 4)), rng.normal(scale=3, size=(6, 4))
     t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    loss, sq_err, kl = vae_loss(t(x), t(recon), t(mean), t(log_var), beta=0.05)
+    loss, sq_err, kl, _ = vars(
+        model.loss_of(t(x), {"kmers": t(recon)}, t(mean), t(log_var), beta=0.05)
+    ).values()
     mse_times_width = ((recon - x) ** 2).mean(axis=1) * x.shape[1]
     kl_oracle = 0.5 * (np.exp(log_var) + mean**2 - 1 - log_var).sum(axis=1)
     np.testing.assert_allclose(sq_err.numpy(), mse_times_width, rtol=1e-5)
@@ -106,7 +112,7 @@ def test_embed_selects_groups_transforms_like_the_oracle_and_is_deterministic(tm
     ).astype(np.float32)
     np.testing.assert_allclose(model.embed(freq, Layout((3, 2, 1))), z, rtol=1e-4, atol=1e-5)
 
-    with pytest.raises(KmervaeError, match="lacks 3-mers"):
+    with pytest.raises(KmervaeError, match="reads 3-mers but the data holds only 2-mers"):
         model.embed(counts[:, wide.columns_for((2, 1))], Layout((2, 1)))
 
     # saved and loaded: same numbers, eval mode, config and hash kept
@@ -128,13 +134,13 @@ def test_sampling_only_in_training_mode():
     with torch.no_grad():
         r1, m1, _ = model(x)
         r2, _, _ = model(x)
-        assert torch.equal(r1, r2) and torch.equal(r1, model.decoder(m1))
+        assert torch.equal(r1["kmers"], r2["kmers"]) and torch.equal(r1["kmers"], model.decoder(m1)["kmers"])
     model.train()
     with torch.no_grad():
         _, mean, log_var = model(x, noise=torch.zeros(10, 4))
         a, _, _ = model(x, noise=torch.ones(10, 4))
         b, _, _ = model(x, noise=torch.ones(10, 4))
-    assert torch.equal(a, b)  # the noise is the only randomness (no dropout here)
+    assert torch.equal(a["kmers"], b["kmers"])  # the noise is the only randomness (no dropout here)
 
 
 def test_batchnorm_without_distribution_is_plain_batchnorm():

@@ -314,6 +314,11 @@ def test_tiny_workflow_end_to_end_then_noop_then_resume(tmp_path):
     # nothing to do on a rerun
     again = snakemake("--cores", "2", *config, cwd=work)
     assert "Nothing to be done" in again.stdout
+    # a job's params are its own settings: a new map_iterations replans the maps and nothing else
+    changed = tmp_path / "map_iterations.yaml"
+    changed.write_text(yaml.safe_dump({"evaluation": {"map_iterations": 51}}))
+    replan = snakemake("--dry-run", "--rerun-triggers", "params", *config, str(changed), cwd=work)
+    assert job_counts(replan.stdout) == {"evaluate_map": len(trained), "all": 1, "total": len(trained) + 1}
     # a lost report is rebuilt, with the summary that depends on it, and nothing else
     shutil.rmtree(work / "results" / "reports" / matrix.run[0] / matrix.testset[0] / "spearman")
     before = (work / "results" / "reports" / "cross_comparison.tsv").read_bytes()

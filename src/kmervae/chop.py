@@ -27,13 +27,47 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import KmervaeError
 from .fasta import open_fasta, read_fasta_chunks
+from .options import Option, defaults
 from .progress import progress
 
 DISTRIBUTIONS = ("lognormal", "loguniform")
 REPLICON_TYPES = ("chromosome", "plasmid", "phage")
 LABEL_COLUMNS = ("contig_id", "genome", "record", "replicon_type", "start", "end", "length")
-DEFAULT_MEDIAN = 3000
-DEFAULT_SIGMA = 1.0
+#: the settings of :func:`chop_genomes`, its CLI flags and the workflow's ``chop`` keys
+OPTIONS = (
+    Option("seed", 42, int, "seed of the fragment lengths", workflow="seed"),
+    Option("min_length", 1000, int, "shortest fragment", workflow="chop.min_length"),
+    Option(
+        "max_length",
+        50_000,
+        int,
+        "longest fragment (default 50000; the workflow's chop.max_length defaults to 100000)",
+        workflow="chop.max_length",
+        workflow_default=100_000,
+    ),
+    Option(
+        "distribution",
+        "lognormal",
+        help="fragment length distribution",
+        choices=DISTRIBUTIONS,
+        workflow="chop.distribution",
+    ),
+    Option(
+        "median",
+        3000,
+        float,
+        "log-normal median (default 3000; the workflow's chop.median defaults to 5000, see docs/datasets.md)",
+        workflow="chop.median",
+        workflow_default=5000,
+    ),
+    Option("sigma", 1.0, float, "log-normal sigma"),
+    Option(
+        "genome_names", None, nargs="+", metavar="NAME", help="one genome name per FASTA (default: file stem)"
+    ),
+)
+DEFAULTS = defaults(OPTIONS)
+DEFAULT_MEDIAN = DEFAULTS["median"]
+DEFAULT_SIGMA = DEFAULTS["sigma"]
 LINE_WIDTH = 80
 FASTA_SUFFIXES = re.compile(r"(\.(fa|fasta|fna|fas|fsa|ffn|seq))?(\.gz)?$", re.IGNORECASE)
 
@@ -131,12 +165,12 @@ def chop_genomes(
     fastas: Sequence[str | os.PathLike],
     out_fasta: str | os.PathLike,
     out_labels: str | os.PathLike,
-    seed: int = 42,
-    min_length: int = 1000,
-    max_length: int = 50_000,
-    distribution: str = "lognormal",
-    median: float = DEFAULT_MEDIAN,
-    sigma: float = DEFAULT_SIGMA,
+    seed: int = DEFAULTS["seed"],
+    min_length: int = DEFAULTS["min_length"],
+    max_length: int = DEFAULTS["max_length"],
+    distribution: str = DEFAULTS["distribution"],
+    median: float = DEFAULTS["median"],
+    sigma: float = DEFAULTS["sigma"],
     genome_names: Sequence[str] | Mapping[str, str] | None = None,
     replicon_types: Mapping[str, str] | None = None,
 ) -> tuple[Path, Path]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import KmervaeError
+from .options import Option, defaults
 from .workflow_config import parse_run, parse_testset
 
 MSE_COLUMN = re.compile(r"^(?P<prefix>val_)?mse_(?P<k>\d+)mer$")
@@ -228,21 +229,21 @@ def mse_spaces(config: dict | None) -> dict[int, str]:
     """k -> what the history's ``mse_<k>mer`` of a run is the MSE of, from its resolved config.
 
     The default VAE reconstructs its input (``input.transform``, e.g. the CLR profile); a
-    family model's MSE is in the space its group's loss works in (``kmervae.losses``):
+    model's MSE is otherwise in the space its group's loss works in (``kmervae.vae.losses``):
     frequencies for BCE and gated losses, log(frequency + offset) for log-MSE, else the
     group's input transform. Without a config the space is unknown and said so.
     """
     if config is None:
         return {}
-    from . import family_config as family
+    from .vae.config import loss_spec
 
     names = {"clr": "the CLR input", "freq": "the frequency input"}
-    transforms = family.setting(config, "input.group_transforms")
-    offset = float(family.setting(config, "input.log_offset"))
+    transforms = config["input"]["group_transforms"]
+    offset = float(config["input"]["log_offset"])
     spaces = {}
     for k in config["input"]["ks"]:
         name = f"{k}mer"
-        spec = family.loss_spec(config, name) if family.is_family(config) else {"kind": "mse"}
+        spec = loss_spec(config, name)
         transform = transforms.get(name, config["input"]["transform"])
         if spec["kind"] == "bce":
             spaces[int(k)] = "frequencies (BCE loss)"
@@ -261,15 +262,15 @@ def loss_description(config: dict | None) -> str:
     """What a run's training/validation loss sums, in words short enough for a panel title."""
     if config is None:
         return "loss (config.yaml missing)"
-    from . import family_config as family
+    from .vae.model import reconstructs_input
 
     beta = f"{float(config['loss']['beta']):g}·KL"
-    if not family.is_family(config):
+    if reconstructs_input(config):
         return f"Σ squared error + {beta}"
-    weighting = family.setting(config, "loss.weighting")
+    weighting = config["loss"]["weighting"]
     terms = {"per_feature": "Σ per-column losses", "equal": "Σ group mean losses"}
     text = terms.get(weighting, "Σ weighted group means")
-    scale = float(family.setting(config, "loss.scale"))
+    scale = float(config["loss"]["scale"])
     return f"{text}{f' × {scale:g}' if scale != 1 else ''} + {beta}"
 
 
@@ -543,15 +544,48 @@ def plot_grand(table: pd.DataFrame, path: Path) -> None:
     save_figure(grand_figure(table), path)
 
 
+#: the settings of :func:`compare_runs`, their CLI flags and the workflow's ``figures`` keys
+OPTIONS = (
+    Option("runs", nargs="+", required=True, metavar="RUN", help="run names DATASET.minTHRESHOLD.MODEL"),
+    Option("testsets", nargs="+", required=True, metavar="TESTSET", help="names DATASET.minTHRESHOLD"),
+    Option(
+        "reports_dir",
+        "results/reports",
+        flag="--reports",
+        metavar="DIR",
+        help="holds RUN/TESTSET/spearman/spearman.json and .../baselines/baselines.tsv",
+    ),
+    Option("models_dir", "results/models", flag="--models", metavar="DIR", help="holds RUN/history.tsv"),
+    Option(
+        "matrix_path",
+        "results/reports/cross_comparison.tsv",
+        flag="--matrix",
+        metavar="TSV",
+        help="the matrix TSV; the wide table and heatmap go next to it",
+    ),
+    Option("figures_dir", "results/figures", flag="--figures", metavar="DIR", help="summary figures"),
+    Option("cmap", "viridis", help="heatmap colour map", workflow="figures.heatmap_cmap"),
+    Option(
+        "length_sweep_testsets",
+        "own",
+        flag="--length-sweep",
+        choices=("own", "all"),
+        help="length sweep over the run's own dataset's test sets or all",
+        workflow="figures.length_sweep_testset",
+    ),
+)
+DEFAULTS = defaults(OPTIONS)
+
+
 def compare_runs(
     runs: list[str],
     testsets: list[str],
-    reports_dir: str | os.PathLike,
-    models_dir: str | os.PathLike,
-    matrix_path: str | os.PathLike,
-    figures_dir: str | os.PathLike,
-    cmap: str = "viridis",
-    length_sweep_testsets: str = "own",
+    reports_dir: str | os.PathLike = DEFAULTS["reports_dir"],
+    models_dir: str | os.PathLike = DEFAULTS["models_dir"],
+    matrix_path: str | os.PathLike = DEFAULTS["matrix_path"],
+    figures_dir: str | os.PathLike = DEFAULTS["figures_dir"],
+    cmap: str = DEFAULTS["cmap"],
+    length_sweep_testsets: str = DEFAULTS["length_sweep_testsets"],
 ) -> dict[str, Path]:
     """Write the cross-comparison matrix and every summary figure; return what was written.
 

@@ -33,12 +33,34 @@ from numba import njit, prange
 from .errors import KmervaeError
 from .fasta import DEFAULT_CHUNK_BASES, FastaChunk, open_fasta, read_fasta_chunks
 from .kmers import Layout, canonical_index, reverse_complement_code
+from .options import Option, defaults
 from .progress import progress
 from .store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
 
 log = logging.getLogger("kmervae.count")
 
 #: byte → base code: A/a 0, C/c 1, G/g 2, T/t 3, everything else 4 (breaks k-mers)
+#: the settings of :func:`count_fasta` and their CLI flags (``k`` is parsed into its ``layout``)
+OPTIONS = (
+    Option("threads", 1, int, "cores to use", metavar="N"),
+    Option(
+        "k",
+        "6..1",
+        help="k-mer groups, e.g. 6..1, 7..1, 5..1, 4 or 6,4",
+        metavar="KS",
+        workflow="kmers.groups",
+    ),
+    Option("sample", None, help="sample name (default: OUT without .zarr)", metavar="NAME"),
+    Option(
+        "chunk_rows",
+        None,
+        int,
+        "records per chunk and store chunk; bounds memory " "(default: 4096 for 6..1, 1024 for 7..1)",
+        metavar="N",
+    ),
+)
+DEFAULTS = defaults(OPTIONS)
+
 BASE_CODE = np.full(256, 4, dtype=np.uint8)
 for _code, _letters in enumerate(("Aa", "Cc", "Gg", "Tt")):
     for _letter in _letters:
@@ -363,10 +385,10 @@ def count_chunks(
 def count_fasta(
     paths,
     out: str | os.PathLike,
-    layout: Layout = Layout(),
-    threads: int = 1,
-    sample: str | None = None,
-    chunk_rows: int | None = None,
+    layout: Layout = Layout.parse(DEFAULTS["k"]),
+    threads: int = DEFAULTS["threads"],
+    sample: str | None = DEFAULTS["sample"],
+    chunk_rows: int | None = DEFAULTS["chunk_rows"],
     chunk_bases: int = DEFAULT_CHUNK_BASES,
 ) -> Path:
     """Count the records of ``paths`` (FASTA, plain or gzip) into the store ``out``.

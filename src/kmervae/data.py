@@ -16,7 +16,7 @@ reproduce uninterrupted single-process ones.
   independent of the dataset size. Datasets from ``kmervae merge`` are already globally
   shuffled, so the buffer only needs to vary the batches between epochs.
 
-Family models (docs/family.md) may also read the contig length (one more float32 column after
+Models with ``log_length`` among their inputs also read the contig length (one more float32 column after
 the groups, ``lengths=True``), and may keep the training split in memory already
 transformed, as float16 (``transform=``: half the memory of float32; safe because the
 Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and raw.
@@ -36,6 +36,7 @@ import torch
 from .errors import KmervaeError
 from .progress import progress
 from .store import KmerStore
+from .vae.config import require_groups
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
@@ -65,12 +66,7 @@ class DatasetBatches:
         self.path = Path(path)
         self.store = KmerStore(path)
         self.ks = tuple(ks)
-        missing = [k for k in self.ks if k not in self.store.layout.ks]
-        if missing:
-            raise KmervaeError(
-                f"{self.path}: the dataset holds {self.store.layout.describe()} but the model reads "
-                f"{', '.join(f'{k}-mers' for k in missing)} too"
-            )
+        require_groups(self.ks, self.store.layout, where=str(self.path), holder="the dataset")
         self.columns = None if self.ks == self.store.layout.ks else self.store.layout.columns_for(self.ks)
         self.lengths = bool(lengths)
         self.width = int(sum(self.store.layout.group(k).width for k in self.ks)) + int(self.lengths)

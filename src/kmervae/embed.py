@@ -9,6 +9,7 @@ Layout of ``EMB.zarr`` (format ``kmervae-embeddings``, version 1)::
     z_mean   float32 (N, latent)   the encoder's mean
 
 Attributes: ``format``, ``format_version``, ``model_dir``, ``model_config_hash``,
+``model_weights_hash`` (of the weight file, :func:`kmervae.model.weights_hash`),
 ``latent_dim``, ``input_ks``, ``input`` (path), ``input_sha256`` (FASTA files) or
 ``input_attrs`` (a summary of the input store), ``split`` (when one split was embedded),
 ``tool_version``, ``n``. Written into a temporary sibling and renamed into place, so a
@@ -26,6 +27,7 @@ import numpy as np
 from . import __version__
 from .errors import KmervaeError
 from .kmers import Layout
+from .options import Option, defaults
 from .progress import progress
 from .store import (
     DEFAULT_CHUNK_ROWS,
@@ -35,11 +37,28 @@ from .store import (
     open_group,
     plain_str,
     source_entry,
+    take_rows,
 )
+from .vae.config import require_groups
 
 FORMAT = "kmervae-embeddings"
 FORMAT_VERSION = 1
-DEFAULT_BATCH_SIZE = 4096
+#: the settings of :func:`embed_path` and their CLI flags (the workflow's device is ``training.device``)
+OPTIONS = (
+    Option("weights", "best", help="which checkpoint", choices=("best", "final")),
+    Option("batch_size", 4096, int, "rows per forward pass"),
+    Option("threads", None, int, "torch / counting threads"),
+    Option(
+        "device",
+        "auto",
+        help="default: CUDA if present",
+        choices=("auto", "cpu", "cuda"),
+        workflow="training.device",
+    ),
+    Option("split", None, help="embed one split of a dataset store", choices=("train", "validation", "test")),
+)
+DEFAULTS = defaults(OPTIONS)
+DEFAULT_BATCH_SIZE = DEFAULTS["batch_size"]
 #: input store attributes copied into the embeddings' ``input_attrs`` (the rest can be large)
 INPUT_ATTR_KEYS = (
     "format",
@@ -127,6 +146,7 @@ class Embeddings:
         self.latent_dim = int(self.z_array.shape[1])
         self.chunk_rows = max(int(self.z_array.chunks[0]), 1)
         self.model_config_hash = self.attrs.get("model_config_hash")
+        self.model_weights_hash = self.attrs.get("model_weights_hash")
 
     def __len__(self) -> int:
         return self.n
@@ -155,10 +175,10 @@ class Embeddings:
 
     def take(self, index: np.ndarray) -> np.ndarray:
         """``z_mean`` rows at integer positions, read chunk by chunk, returned in ``index`` order."""
-        return _take_rows(self.z_array, np.asarray(index, dtype=np.int64), self.chunk_rows)
+        return take_rows(self.z_array, index, self.chunk_rows)
 
     def take_ids(self, index: np.ndarray) -> np.ndarray:
-        return plain_str(_take_rows(self.group["id"], np.asarray(index, dtype=np.int64), self.chunk_rows))
+        return plain_str(take_rows(self.group["id"], index, self.chunk_rows))
 
     def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[int, int]]:
         step = int(chunk_rows or self.chunk_rows)
@@ -166,32 +186,23 @@ class Embeddings:
             yield start, min(start + step, self.n)
 
 
-def _take_rows(array, index: np.ndarray, chunk_rows: int) -> np.ndarray:
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    first = array[0:0]
-    out = np.empty(
-        (len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype
-    )
-    chunk = sorted_index // chunk_rows
-    for c in np.unique(chunk):
-        sel = np.nonzero(chunk == c)[0]
-        lo = int(c) * chunk_rows
-        block = np.asarray(array[lo : lo + chunk_rows])
-        out[order[sel]] = block[sorted_index[sel] - lo]
-    return out
-
-
 def open_embeddings(path: str | os.PathLike) -> Embeddings:
     return Embeddings(path)
 
 
-def check_same_model(a_hash: str | None, a_name: str, b_hash: str | None, b_name: str) -> None:
-    """One clear error when two artefacts come from different models (by config hash)."""
+def check_same_model(
+    a_hash: str | None, a_name: str, b_hash: str | None, b_name: str, a_weights=None, b_weights=None
+) -> None:
+    """One clear error when two artefacts come from different models (by config hash, then weights hash)."""
     if a_hash and b_hash and a_hash != b_hash:
         raise KmervaeError(
             f"{a_name} comes from model {a_hash[:12]} but {b_name} from model {b_hash[:12]}: "
             "use embeddings and indexes of the same model"
+        )
+    if a_weights and b_weights and a_weights != b_weights:
+        raise KmervaeError(
+            f"{a_name} comes from weights {a_weights} but {b_name} from weights {b_weights} (another "
+            f"training of the same config): use embeddings and indexes of the same trained model"
         )
 
 
@@ -216,6 +227,7 @@ def _model_attrs(model, model_dir: str | os.PathLike | None) -> dict:
     return {
         "model_dir": str(model_dir) if model_dir is not None else str(getattr(model, "model_dir", "")),
         "model_config_hash": model.config_hash,
+        "model_weights_hash": model.weights_hash,
         "latent_dim": int(model.latent_dim),
         "input_ks": [int(k) for k in model.input_ks],
     }
@@ -238,13 +250,8 @@ def embed_store(
     """Embed every row of a k-mer store (or one split of a dataset store) in the store's order."""
     _set_threads(threads)
     store = KmerStore(store_path)
-    missing = [k for k in model.input_ks if k not in store.layout.ks]
-    if missing:
-        raise KmervaeError(
-            f"{store_path}: the model {model_dir or ''} reads {Layout(tuple(model.input_ks)).describe()} but the store "
-            f"holds {store.layout.describe()} (missing {', '.join(f'{k}-mers' for k in missing)}); "
-            "count the contigs with the model's k-mer groups"
-        )
+    reader = f"the model {model_dir}" if model_dir else "the model"
+    require_groups(tuple(model.input_ks), store.layout, where=str(store_path), reader=reader, holder="the store")
     extra = tuple(name for name in OPTIONAL_ARRAYS if store.has(name))
     selected = store.split_index(split) if split else None
     attrs = {
@@ -308,11 +315,11 @@ def embed_path(
     model_dir: str | os.PathLike,
     input_path: str | os.PathLike | list,
     out: str | os.PathLike,
-    weights: str = "best",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    threads: int | None = None,
-    split: str | None = None,
-    device: str = "auto",
+    weights: str = DEFAULTS["weights"],
+    batch_size: int = DEFAULTS["batch_size"],
+    threads: int | None = DEFAULTS["threads"],
+    split: str | None = DEFAULTS["split"],
+    device: str = DEFAULTS["device"],
 ) -> Path:
     """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json)."""
     from .model import load_model

@@ -2,7 +2,7 @@
 
 An index ``INDEX.faiss`` comes with two sidecars written before it:
 ``INDEX.faiss.ids.tsv`` (header ``id``, then the ID of FAISS row 0, 1, ...) and
-``INDEX.faiss.json`` (metric, kind, parameters, n, latent_dim, model_config_hash,
+``INDEX.faiss.json`` (metric, kind, parameters, n, latent_dim, model_config_hash, model_weights_hash,
 the embeddings it was built from). Loading checks all three agree.
 
 Metrics: ``cosine`` indexes L2-normalised vectors with inner product and reports the
@@ -27,6 +27,7 @@ import numpy as np
 from .atomic import FILE, atomic_path, prepare_output
 from .embed import Embeddings, check_same_model
 from .errors import KmervaeError
+from .options import Option, defaults
 from .progress import progress
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def build_index(
         "n": int(index.ntotal),
         "latent_dim": emb.latent_dim,
         "model_config_hash": emb.model_config_hash,
+        "model_weights_hash": emb.model_weights_hash,
         "embeddings": str(embeddings_path),
     }
     if kind == "ivf":
@@ -240,6 +242,7 @@ class LoadedIndex:
             )
         self.dim = int(self.index.d)
         self.model_config_hash = self.meta.get("model_config_hash")
+        self.model_weights_hash = self.meta.get("model_weights_hash")
         self._position = None
         if self.meta.get("kind") == "ivf":
             self.index.make_direct_map()
@@ -331,18 +334,33 @@ def write_neighbours(path: str | os.PathLike, index: LoadedIndex, batches) -> in
     return rows
 
 
+#: the settings of :func:`query_index` and their CLI flags (``kmervae query``)
+QUERY_OPTIONS = (
+    Option("k", 50, int, "neighbours per query", flag="-k"),
+    Option("weights", "best", help="checkpoint of --model", choices=("best", "final")),
+    Option("threads", None, int, "FAISS and embedding threads"),
+    Option(
+        "device",
+        "auto",
+        help="where --fasta queries are embedded (default: CUDA if present)",
+        choices=("auto", "cpu", "cuda"),
+    ),
+)
+QUERY_DEFAULTS = defaults(QUERY_OPTIONS)
+
+
 def query_index(
     index_path: str | os.PathLike,
     out: str | os.PathLike,
-    k: int = 50,
+    k: int = QUERY_DEFAULTS["k"],
     ids: list[str] | None = None,
     fasta: list[str | os.PathLike] | None = None,
     model_dir: str | os.PathLike | None = None,
     embeddings: str | os.PathLike | None = None,
-    weights: str = "best",
-    threads: int | None = None,
+    weights: str = QUERY_DEFAULTS["weights"],
+    threads: int | None = QUERY_DEFAULTS["threads"],
     batch_size: int = 1024,
-    device: str = "auto",
+    device: str = QUERY_DEFAULTS["device"],
 ) -> int:
     """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
 
@@ -376,7 +394,10 @@ def query_index(
                 raise KmervaeError(
                     f"{embeddings}: embeddings have width {emb.latent_dim} but the index {index_path} has {index.dim}"
                 )
-            check_same_model(emb.model_config_hash, str(embeddings), index.model_config_hash, str(index_path))
+            check_same_model(
+                emb.model_config_hash, str(embeddings), index.model_config_hash, str(index_path),
+                emb.model_weights_hash, index.model_weights_hash,
+            )
             for a, b in emb.chunks(batch_size):
                 yield emb.ids(a, b), *index.search(emb.z_mean(a, b), k)
         else:
@@ -389,7 +410,8 @@ def query_index(
 
             model = to_device(load_model(model_dir, weights=weights), device)
             check_same_model(
-                model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path)
+                model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path),
+                model.weights_hash, index.model_weights_hash,
             )
             layout = Layout(tuple(model.input_ks))
             for chunk_ids, lengths, counts in count_chunks(

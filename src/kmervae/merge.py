@@ -28,6 +28,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from numcodecs import Blosc
 
 from .atomic import prepare_output, temporary_sibling, zarr_group
 from .errors import KmervaeError
+from .options import Option, defaults
 from .progress import progress
 from .select import AlignedAppender, read_optional
 from .store import FORMAT, SPLITS, KmerStore, StoreWriter
@@ -216,15 +218,60 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return tuple(values)  # type: ignore[return-value]
 
 
+#: the settings of :func:`merge_stores` and their CLI flags (``memory_mb`` is its ``memory_budget`` in MiB)
+OPTIONS = (
+    Option("seed", 42, int, "seed of the shuffle and the split", workflow="seed"),
+    Option(
+        "fractions",
+        DEFAULT_FRACTIONS,
+        float,
+        "train validation [test] fractions",
+        nargs="+",
+        metavar="F",
+        workflow="datasets.{dataset}.fractions",
+    ),
+    Option(
+        "samples",
+        None,
+        nargs="+",
+        metavar="NAME",
+        help="one sample name per input store",
+        workflow="datasets.{dataset}.samples",
+    ),
+    Option(
+        "test_samples",
+        (),
+        nargs="+",
+        metavar="NAME",
+        help="held-out samples: all their rows go to test",
+        workflow="datasets.{dataset}.test_samples",
+    ),
+    Option("chunk_rows", None, int, "rows per chunk (default: the first input's)"),
+    Option("memory_mb", DEFAULT_MEMORY_BUDGET >> 20, int, "row data held in memory at once, MiB"),
+)
+DEFAULTS = defaults(OPTIONS)
+
+
+@dataclass(frozen=True)
+class _SplitPlan:
+    """The samples of the merged inputs (sorted, coded) and the exact sizes of the splits."""
+
+    sample_names: list[str]
+    sample_code: dict[str, int]
+    held_out: np.ndarray  # by sample code: all rows go to test
+    n_held_out: int
+    sizes: tuple[int, int, int]  # train, validation, test (without the held-out rows)
+
+
 def merge_stores(
     stores: Sequence[str | os.PathLike],
     out: str | os.PathLike,
-    seed: int = 42,
-    fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    samples: Sequence[str] | None = None,
-    test_samples: Sequence[str] = (),
-    chunk_rows: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    seed: int = DEFAULTS["seed"],
+    fractions: Sequence[float] = DEFAULTS["fractions"],
+    samples: Sequence[str] | None = DEFAULTS["samples"],
+    test_samples: Sequence[str] = DEFAULTS["test_samples"],
+    chunk_rows: int | None = DEFAULTS["chunk_rows"],
+    memory_budget: int = DEFAULTS["memory_mb"] << 20,
 ) -> Path:
     """Merge k-mer stores into one shuffled dataset store with ``sample`` and ``split`` arrays.
 
@@ -238,6 +285,37 @@ def merge_stores(
     if not stores:
         raise KmervaeError("merge needs at least one input store")
     fractions = _check_fractions(fractions)
+    opened = _open_inputs(stores, out, samples)
+    inputs = _name_inputs(opened, samples)
+    n_total = sum(item.store.n for item in inputs)
+    plan = _plan_split(inputs, test_samples, fractions, n_total)
+    first = opened[0]
+    bucket_sizes = _plan_shuffle(first, n_total, memory_budget)
+    split_rng, bucket_rng, shuffle_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
+    split_dealer = ExactDealer(list(plan.sizes), split_rng)
+    bucket_dealer = ExactDealer(bucket_sizes, bucket_rng)
+    step = int(chunk_rows or first.chunk_rows)
+
+    prepare_output(out, zarr_group(FORMAT))  # refuse a foreign output before spilling, not after
+    spill_dir = temporary_sibling(Path(out))
+    spill_dir.mkdir(parents=True)
+    try:
+        # a spilled block stays under blosc's 2 GB buffer limit
+        spill = _Spill(spill_dir, len(bucket_sizes), flush_bytes=max(1, min(memory_budget // 2, 1 << 30)))
+        _spill_inputs(spill, inputs, step, plan, split_dealer, bucket_dealer, n_total)
+        _check_duplicates(spill, inputs)
+        shuffle = {"buckets": bucket_sizes, "memory_budget": memory_budget}
+        attrs = _merged_attrs(opened, inputs, plan, seed, fractions, test_samples, shuffle)
+        _write_shuffled(out, first, step, attrs, spill, bucket_sizes, plan.sample_names, shuffle_rng)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+    return Path(out)
+
+
+def _open_inputs(stores, out, samples) -> list[KmerStore]:
+    """Open the input stores; refuse a wrong number of names, mixed layouts and an output among them."""
     opened = [KmerStore(s) for s in stores]
     if samples is not None and len(samples) != len(opened):
         raise KmervaeError(f"{len(samples)} sample names given for {len(opened)} input stores")
@@ -251,7 +329,11 @@ def merge_stores(
             )
     if Path(out).resolve() in {s.path.resolve() for s in opened}:
         raise KmervaeError(f"{out}: the output would overwrite one of its input stores")
+    return opened
 
+
+def _name_inputs(opened: list[KmerStore], samples) -> list[_Input]:
+    """Each input with its sample name (None: a dataset keeping its per-row samples) and row offset."""
     inputs, offset = [], 0
     for i, store in enumerate(opened):
         if samples is not None:
@@ -262,7 +344,11 @@ def merge_stores(
             name = default_sample_name(store)
         inputs.append(_Input(store, name, offset))
         offset += store.n
-    n_total = offset
+    return inputs
+
+
+def _plan_split(inputs: list[_Input], test_samples, fractions, n_total: int) -> _SplitPlan:
+    """Code the inputs' samples, check the held-out ones exist and size the splits of the others."""
     per_sample: Counter = Counter()
     for item in inputs:
         per_sample.update(item.sample_counts())
@@ -276,8 +362,12 @@ def merge_stores(
     held_out = np.zeros(len(sample_names), dtype=bool)
     held_out[[sample_code[s] for s in test_samples]] = True
     n_held_out = sum(per_sample[s] for s in set(test_samples))
-    n_train, n_validation, n_test = split_sizes(n_total - n_held_out, fractions)
+    sizes = split_sizes(n_total - n_held_out, fractions)
+    return _SplitPlan(sample_names, sample_code, held_out, n_held_out, sizes)
 
+
+def _plan_shuffle(first: KmerStore, n_total: int, memory_budget: int) -> np.ndarray:
+    """The shuffle's bucket sizes; refuse a memory budget that would need too many buckets."""
     row_bytes = first.layout.width * first.matrix_array.dtype.itemsize + ROW_OVERHEAD_BYTES
     bucket_sizes = plan_buckets(n_total, row_bytes, memory_budget)
     if len(bucket_sizes) > MAX_BUCKETS:
@@ -286,98 +376,94 @@ def merge_stores(
             f"a memory budget of {memory_budget / 2**20:.1f} MiB is too small for {n_total} rows; "
             f"allow at least {need} MiB"
         )
-    split_rng, bucket_rng, shuffle_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
-    split_dealer = ExactDealer([n_train, n_validation, n_test], split_rng)
-    bucket_dealer = ExactDealer(bucket_sizes, bucket_rng)
-    step = int(chunk_rows or first.chunk_rows)
+    return bucket_sizes
 
-    prepare_output(out, zarr_group(FORMAT))  # refuse a foreign output before spilling, not after
-    spill_dir = temporary_sibling(Path(out))
-    spill_dir.mkdir(parents=True)
-    try:
-        # a spilled block stays under blosc's 2 GB buffer limit
-        spill = _Spill(spill_dir, len(bucket_sizes), flush_bytes=max(1, min(memory_budget // 2, 1 << 30)))
-        with progress("merge: spill to buckets", total=n_total, unit="rows") as bar:
-            for item in inputs:
-                for start, stop in item.store.chunks(step):
-                    ids = item.store.ids(start, stop)
-                    names = item.samples(start, stop)
-                    codes = np.fromiter((sample_code[s] for s in names), dtype=np.int32, count=len(names))
-                    split = np.full(len(ids), TEST, dtype=np.int8)
-                    pool = ~held_out[codes]
-                    split[pool] = split_dealer.take(int(pool.sum()))
-                    spill.add(
-                        bucket_dealer.take(len(ids)),
-                        ids,
-                        item.store.lengths(start, stop),
-                        codes,
-                        split,
-                        item.store.rows(start, stop),
-                        row_hashes(names, ids),
-                        np.arange(item.offset + start, item.offset + stop, dtype=np.int64),
-                    )
-                    bar.update(stop - start)
-        spill.flush()
-        _check_duplicates(spill, inputs)
 
-        common_min = {(s.attrs.get("provenance") or {}).get("min_length") for s in opened}
-        provenance = {
-            "stage": "merge",
-            "seed": int(seed),
-            "fractions": list(fractions),
-            "test_samples": sorted(set(test_samples)),
-            "split_sizes": {"train": n_train, "validation": n_validation, "test": n_test + n_held_out},
-            "inputs": [
-                {"path": str(item.store.path), "sample": item.sample, "n": item.store.n} for item in inputs
-            ],
-            "shuffle": {
-                "method": "bucketed",
-                "buckets": len(bucket_sizes),
-                "max_bucket_rows": int(bucket_sizes.max(initial=0)),
-                "memory_budget": int(memory_budget),
-            },
-        }
-        if len(common_min) == 1 and None not in common_min:
-            provenance["min_length"] = common_min.pop()
-        sources = []
-        for store in opened:
-            for entry in store.attrs.get("sources") or []:
-                if entry not in sources:
-                    sources.append(entry)
-        attrs = {
-            "sources": sources,
-            "samples": sample_names,
-            "split_names": list(SPLITS),
-            "provenance": provenance,
-        }
-        names_array = np.asarray(sample_names, dtype=object)
-        with StoreWriter(
-            out,
-            first.layout,
-            first.matrix_name,
-            step,
-            attrs=attrs,
-            extra=("sample", "split"),
-            compressors=first.matrix_array.compressors,
-        ) as writer:
-            appender = AlignedAppender(writer)
-            with progress("merge: shuffle buckets", total=n_total, unit="rows") as bar:
-                for b, size in enumerate(bucket_sizes):
-                    ids, lengths, codes, split, matrix = _read_bucket_shuffled(
-                        spill, b, int(size), first, shuffle_rng
+def _spill_inputs(spill, inputs, step: int, plan: _SplitPlan, split_dealer, bucket_dealer, n_total: int):
+    """Stream every input once, dealing each row a split and a bucket, and spill it to its bucket."""
+    with progress("merge: spill to buckets", total=n_total, unit="rows") as bar:
+        for item in inputs:
+            for start, stop in item.store.chunks(step):
+                ids = item.store.ids(start, stop)
+                names = item.samples(start, stop)
+                codes = np.fromiter((plan.sample_code[s] for s in names), dtype=np.int32, count=len(names))
+                split = np.full(len(ids), TEST, dtype=np.int8)
+                pool = ~plan.held_out[codes]
+                split[pool] = split_dealer.take(int(pool.sum()))
+                spill.add(
+                    bucket_dealer.take(len(ids)),
+                    ids,
+                    item.store.lengths(start, stop),
+                    codes,
+                    split,
+                    item.store.rows(start, stop),
+                    row_hashes(names, ids),
+                    np.arange(item.offset + start, item.offset + stop, dtype=np.int64),
+                )
+                bar.update(stop - start)
+    spill.flush()
+
+
+def _merged_attrs(opened, inputs, plan: _SplitPlan, seed, fractions, test_samples, shuffle) -> dict:
+    """The merged store's attributes: its inputs' sources, its samples and the merge's provenance."""
+    n_train, n_validation, n_test = plan.sizes
+    bucket_sizes = shuffle["buckets"]
+    common_min = {(s.attrs.get("provenance") or {}).get("min_length") for s in opened}
+    provenance = {
+        "stage": "merge",
+        "seed": int(seed),
+        "fractions": list(fractions),
+        "test_samples": sorted(set(test_samples)),
+        "split_sizes": {"train": n_train, "validation": n_validation, "test": n_test + plan.n_held_out},
+        "inputs": [
+            {"path": str(item.store.path), "sample": item.sample, "n": item.store.n} for item in inputs
+        ],
+        "shuffle": {
+            "method": "bucketed",
+            "buckets": len(bucket_sizes),
+            "max_bucket_rows": int(bucket_sizes.max(initial=0)),
+            "memory_budget": int(shuffle["memory_budget"]),
+        },
+    }
+    if len(common_min) == 1 and None not in common_min:
+        provenance["min_length"] = common_min.pop()
+    sources = []
+    for store in opened:
+        for entry in store.attrs.get("sources") or []:
+            if entry not in sources:
+                sources.append(entry)
+    return {
+        "sources": sources,
+        "samples": plan.sample_names,
+        "split_names": list(SPLITS),
+        "provenance": provenance,
+    }
+
+
+def _write_shuffled(out, first: KmerStore, step: int, attrs: dict, spill, bucket_sizes, sample_names, rng):
+    """Read the buckets back one at a time, each in a uniformly random order, and append them to ``out``."""
+    names_array = np.asarray(sample_names, dtype=object)
+    n_total = int(bucket_sizes.sum())
+    with StoreWriter(
+        out,
+        first.layout,
+        first.matrix_name,
+        step,
+        attrs=attrs,
+        extra=("sample", "split"),
+        compressors=first.matrix_array.compressors,
+    ) as writer:
+        appender = AlignedAppender(writer)
+        with progress("merge: shuffle buckets", total=n_total, unit="rows") as bar:
+            for b, size in enumerate(bucket_sizes):
+                ids, lengths, codes, split, matrix = _read_bucket_shuffled(spill, b, int(size), first, rng)
+                for a in range(0, len(ids), step):
+                    sl = slice(a, a + step)
+                    appender.append(
+                        ids[sl], lengths[sl], matrix[sl], sample=names_array[codes[sl]], split=split[sl]
                     )
-                    for a in range(0, len(ids), step):
-                        sl = slice(a, a + step)
-                        appender.append(
-                            ids[sl], lengths[sl], matrix[sl], sample=names_array[codes[sl]], split=split[sl]
-                        )
-                    bar.update(int(size))
-            appender.flush()
-    finally:
-        shutil.rmtree(spill_dir, ignore_errors=True)
-    return Path(out)
+                bar.update(int(size))
+        appender.flush()
 
 
 def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng: np.random.Generator):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import KmervaeError
+from .options import Option, defaults
 from .progress import progress
 from .store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
 
@@ -80,12 +81,21 @@ def read_id_list(path: str | os.PathLike) -> set[str]:
         return {line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")}
 
 
+#: the settings of :func:`select_min_length` and their CLI flags
+OPTIONS = (
+    Option("min_length", 0, int, "keep rows with length >= T", metavar="T"),
+    Option("ids_file", None, flag="--ids", metavar="IDS.txt", help="keep only the IDs listed (one per line)"),
+    Option("chunk_rows", None, int, "rows per chunk (default: the input's)"),
+)
+DEFAULTS = defaults(OPTIONS)
+
+
 def select_min_length(
     store: str | os.PathLike,
     out: str | os.PathLike,
-    min_length: int,
-    chunk_rows: int | None = None,
-    ids_file: str | os.PathLike | None = None,
+    min_length: int = DEFAULTS["min_length"],
+    chunk_rows: int | None = DEFAULTS["chunk_rows"],
+    ids_file: str | os.PathLike | None = DEFAULTS["ids_file"],
 ) -> Path:
     """Write the rows of ``store`` whose length is at least ``min_length`` to the store ``out``.
 

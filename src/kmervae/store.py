@@ -427,16 +427,7 @@ class KmerStore:
 
     def take(self, index: np.ndarray, ks: tuple[int, ...] | None = None) -> np.ndarray:
         """Rows at sorted or unsorted integer positions (read chunk-wise, returned in ``index`` order)."""
-        index = np.asarray(index, dtype=np.int64)
-        order = np.argsort(index, kind="stable")
-        out = np.empty((len(index), self.matrix_array.shape[1]), dtype=self.matrix_array.dtype)
-        sorted_index = index[order]
-        chunk = sorted_index // self.chunk_rows
-        for c in np.unique(chunk):
-            sel = np.nonzero(chunk == c)[0]
-            lo = c * self.chunk_rows
-            block = self.matrix_array[lo : min(lo + self.chunk_rows, self.n)]
-            out[order[sel]] = block[sorted_index[sel] - lo]
+        out = take_rows(self.matrix_array, index, self.chunk_rows)
         if ks is not None and tuple(ks) != self.layout.ks:
             out = out[:, self.layout.columns_for(ks)]
         return out
@@ -469,5 +460,19 @@ class KmerStore:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def open_store(path: str | os.PathLike) -> KmerStore:
-    return KmerStore(path)
+def take_rows(array, index: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """Rows of a zarr array at integer positions, read chunk by chunk, returned in ``index`` order."""
+    index = np.asarray(index, dtype=np.int64)
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    first = array[0:0]
+    out = np.empty(
+        (len(index),) + tuple(array.shape[1:]), dtype=object if first.dtype.kind in "OTU" else first.dtype
+    )
+    chunk = sorted_index // chunk_rows
+    for c in np.unique(chunk):
+        sel = np.nonzero(chunk == c)[0]
+        lo = int(c) * chunk_rows
+        block = np.asarray(array[lo : lo + chunk_rows])
+        out[order[sel]] = block[sorted_index[sel] - lo]
+    return out

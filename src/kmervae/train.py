@@ -12,13 +12,15 @@ scheduler is not stepped during warm-up and starts fresh at epoch W, and the
 best-checkpoint tracking restarts there: ``best.safetensors`` is the best *post*-warm-up
 epoch, and a warm-up epoch only when the run never got past warm-up.
 
-Outputs in ``out_dir`` (rank 0 writes, every file atomically): ``config.yaml``,
+Outputs in ``out_dir`` (rank 0 writes, every file atomically; ``train.log`` ends with the
+weights hashes that embeddings and indexes carry): ``config.yaml``,
 ``checkpoint.pt`` (full state after every epoch, ``torch.load(weights_only=True)``),
 ``best.safetensors``, ``final.safetensors``, ``history.tsv`` (one row per epoch ever
 trained), ``train.log`` (appended) and ``curves.png``/``.pdf``.
 
-Family models (issue 6) train with their configured per-output losses and add their
-diagnostics to each epoch's row (per output ``mse_``/``bce_``; gated heads ``gate_acc_``,
+Every model trains through its ``loss`` (a :class:`kmervae.vae.losses.LossOutput`) and adds
+its diagnostics to each epoch's row: the default model ``mse_`` per k group; models with
+per-output losses per output ``mse_``/``bce_`` (gated heads ``gate_acc_``,
 ``gate_base_``, ``present_``, ``mse_present_``, ``mse_absent_``). With
 ``training.eval_train_rows`` > 0 every model also reports ``train_eval_loss``: the loss of
 a fixed training subset recomputed in eval mode, beside ``val_loss`` (a gap between
@@ -33,20 +35,22 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from .atomic import atomic_path, files_directory, prepare_output
-from .config import config_hash, dump, validate
+from .config import canonical, config_hash, dump, resolve
 from .data import DatasetBatches
 from .errors import KmervaeError
-from .family_config import setting
-from .losses import finish_metrics
-from .model import KmerVAE, build_model, group_squared_error, save_weights, vae_loss
+from .model import build_model, save_weights, upgrade_state, weights_hash
 from .progress import progress
+from .vae.losses import LossOutput
+from .vae.model import VAE
 
 log = logging.getLogger("kmervae.train")
 
@@ -89,7 +93,7 @@ def cosine_lr(config: dict, epoch: int) -> float:
 
 def make_plateau(optimizer: torch.optim.Optimizer, config: dict):
     p = config["training"]["plateau"]
-    # threshold as Keras' min_delta (absolute 1e-4), the author's setting
+    # threshold as Keras' min_delta (absolute 1e-4), the setting of the paper's runs
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
         mode="min",
@@ -164,29 +168,43 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _inputs(model, batch: torch.Tensor, transformed: bool, device) -> torch.Tensor:
+def _inputs(model: VAE, batch: torch.Tensor, transformed: bool, device) -> torch.Tensor:
     """Model input of a batch: already transformed (float16 in-memory copy) or transformed here."""
     batch = batch.to(device, non_blocking=True)
     return batch.float() if transformed else model.transform(batch)
 
 
-def _loss(model, x, recon, mean, log_var, beta: float):
-    """(batch-mean loss, per-row reconstruction term, per-row KL): the family's configured
-    losses, or :func:`vae_loss` for the flat VAE."""
-    if hasattr(model, "loss_fn"):
-        return model.loss(x, recon, mean, log_var, beta)
-    return vae_loss(x, recon, mean, log_var, beta)
+class _Objective(nn.Module):
+    """``model.loss`` as a module's forward, so DistributedDataParallel sees the pass it syncs."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, beta: float, noise: torch.Tensor | None = None) -> LossOutput:
+        return self.model.loss(x, beta, noise)
 
 
-def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist):
-    """One pass over the training split; returns summed (loss, squared error, KL, rows) over all ranks."""
+def _batch_sums(out: LossOutput, beta: float, rows: int) -> torch.Tensor:
+    """(loss, reconstruction, KL, rows) summed over a batch's rows, float64."""
+    r, kl = out.reconstruction, out.kl
+    return torch.stack([(r + beta * kl).sum(), r.sum(), kl.sum(), r.new_tensor(rows)]).double()
+
+
+def train_epoch(
+    model: VAE, net, optimizer, data: DatasetBatches, config: dict, epoch: int, device, world: _Dist
+):
+    """One pass over the training split; returns summed (loss, reconstruction, KL, rows) over all ranks.
+
+    ``net`` is ``model``'s objective (:class:`_Objective`, DDP-wrapped when distributed).
+    """
     beta = beta_at(config, epoch)
     seed = config["training"]["seed"]
     torch.manual_seed(_seed(seed, epoch, 1 + world.rank))  # dropout masks
     noise_gen = torch.Generator().manual_seed(_seed(seed, epoch, 0))
     precision = config["training"]["precision"]
     sums = torch.zeros(4, dtype=torch.float64, device=device)
-    net.train()
+    model.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
     bar_context = (
         progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
@@ -198,21 +216,18 @@ def train_epoch(model, net, optimizer, data: DatasetBatches, config: dict, epoch
             lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
             x = _inputs(model, batch[lo:hi], data.train_transformed, device)
             with _autocast(device, precision):
-                recon, mean, log_var = net(x, noise=noise[lo:hi].to(device, non_blocking=True))
-            loss, sq_err, kl = _loss(model, x, recon, mean, log_var, beta)
-            finite = torch.isfinite(loss).to(torch.float64)
+                out = net(x, beta, noise[lo:hi].to(device, non_blocking=True))
+            finite = torch.isfinite(out.loss).to(torch.float64)
             if world.active:  # every rank must stop together
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             if not finite.item():
-                raise _NonFinite(epoch, b, loss.item())
+                raise _NonFinite(epoch, b, out.loss.item())
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; weight each rank by its share of the global batch
-            (loss * ((hi - lo) * world.world / n)).backward()
+            (out.loss * ((hi - lo) * world.world / n)).backward()
             optimizer.step()
             with torch.no_grad():
-                sums += torch.stack(
-                    [(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(hi - lo)]
-                ).double()
+                sums += _batch_sums(out, beta, hi - lo)
             bar.update(1)
     return world.sum(sums).cpu().numpy()
 
@@ -235,42 +250,30 @@ class _NonFinite(Exception):
 
 @torch.no_grad()
 def evaluate(
-    model: KmerVAE, data: DatasetBatches, beta: float, device, world: _Dist, batches=None, transformed=False
+    model: VAE, data: DatasetBatches, beta: float, device, world: _Dist, batches=None, transformed=False
 ) -> dict:
-    """Loss, KL and MSE (overall and per group) on the whole validation split, eval mode, fp32.
+    """Loss, KL, MSE and the model's diagnostics on the whole validation split, eval mode, fp32.
 
     Batches are dealt round-robin to the ranks and the sums all-reduced. ``batches``
     (model inputs when ``transformed``) replaces the validation split, e.g. a training subset.
-    Family models add their per-output diagnostics (:meth:`kmervae.losses.FamilyLoss.metric_sums`).
     """
     model.eval()
-    family = hasattr(model, "metric_sums")
-    groups = () if family else model.input_layout.groups
-    sums = torch.zeros(4 + len(groups), dtype=torch.float64, device=device)
-    names = model.loss_fn.metric_names() if family else []
+    names = list(model.metric_units)
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
     metrics = torch.zeros(len(names), 2, dtype=torch.float64, device=device)
     for i, batch in enumerate(data.validation_batches() if batches is None else batches):
         if i % world.world != world.rank:
             continue
         x = _inputs(model, batch, transformed, device)
-        recon, mean, log_var = model(x)
-        _, sq_err, kl = _loss(model, x, recon, mean, log_var, beta)
-        sums[:4] += torch.stack(
-            [(sq_err + beta * kl).sum(), sq_err.sum(), kl.sum(), sq_err.new_tensor(len(x))]
-        ).double()
-        if family:
-            batch_sums = model.metric_sums(x, recon)
-            metrics += torch.stack([batch_sums[k] for k in names]).to(device)
-        else:
-            sums[4:] += group_squared_error(x, recon, model.input_layout).double()
+        out = model.loss(x, beta, metrics=True)
+        sums += _batch_sums(out, beta, len(x))
+        if names:
+            metrics += torch.stack([out.metrics[k] for k in names]).to(device)
     s = world.sum(sums).cpu().numpy()
     n = s[3]
-    out = {"val_loss": s[0] / n, "kl": s[2] / n, "mse": s[1] / n / model.input_width}
-    for g, value in zip(groups, s[4:]):
-        out[f"mse_{g.name}"] = value / n / g.width
-    if family:
-        out.update(finish_metrics(dict(zip(names, world.sum(metrics).cpu()))))
-    return out
+    result = {"val_loss": s[0] / n, "kl": s[2] / n, "mse": s[1] / n / model.input_width}
+    result.update(model.finish_metrics(dict(zip(names, world.sum(metrics).cpu()))))
+    return result
 
 
 # -- checkpoint and outputs ---------------------------------------------------------------
@@ -296,7 +299,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "epoch": epoch,  # epochs completed
-        "config": config,
+        "config": canonical(config),
         "config_hash": config_hash(config),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -310,14 +313,17 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: Path, device) -> dict:
+    """The state saved by :func:`save_checkpoint`, or one error line saying why ``path`` is not one."""
+    if path.stat().st_size == 0:
+        raise KmervaeError(
+            f"{path}: the checkpoint is empty (a run killed while writing it?); delete it to start afresh"
+        )
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise KmervaeError(
-            f"{path}: cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from None
+    except Exception:  # noqa: BLE001 (torch advises unsafe loading here; the file is simply not ours)
+        state = None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise KmervaeError(f"{path}: not a kmervae checkpoint")
+        raise KmervaeError(f"{path}: not a kmervae checkpoint (unreadable or written by something else)")
     if state.get("version") != CHECKPOINT_VERSION:
         raise KmervaeError(f"{path}: checkpoint version {state.get('version')} is not supported")
     return state
@@ -328,7 +334,7 @@ def _check_resumable(old: dict, new: dict, path: Path) -> None:
         for k, v in tree.items():
             yield from leaves(v, prefix + (k,)) if isinstance(v, dict) else [(prefix + (k,), v)]
 
-    a, b = dict(leaves(old)), dict(leaves(new))
+    a, b = dict(leaves(canonical(old))), dict(leaves(canonical(new)))
     changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES]
     if changed:
         key = ".".join(changed[0])
@@ -415,6 +421,14 @@ def plot_curves(out_dir: Path, history: list[dict], config: dict) -> None:
 # -- the plan ------------------------------------------------------------------------------
 
 
+def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
+    """``training.optimizer``: Adam (weight decay as L2 in the gradient) or AdamW (decoupled)."""
+    t = config["training"]
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[t["optimizer"]]
+    # fused: one kernel over all parameters, ~5x faster than the foreach version on CPU
+    return kind(model.parameters(), lr=t["lr"], eps=t["adam_eps"], weight_decay=t["weight_decay"], fused=True)
+
+
 def train(
     config: dict,
     data_path: str | os.PathLike,
@@ -432,7 +446,7 @@ def train(
     had been killed there (tests and time-boxed jobs). Started by ``torchrun`` with
     WORLD_SIZE > 1 it trains data-parallel (gloo on CPU, NCCL on CUDA).
     """
-    validate(config)
+    config = resolve(config)  # checked; a saved (canonical) config gets its omitted keys back
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
@@ -456,15 +470,9 @@ def train(
         if world.rank == 0:
             prepare_output(out_dir, MODEL_DIR)
             created = not out_dir.exists()
-            out_dir.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(out_dir / "train.log")
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-            )
-            log.addHandler(handler)
-            if log.getEffectiveLevel() > logging.INFO:
-                log.setLevel(logging.INFO)
-        done = _train(config, Path(data_path), out_dir, checkpoint_path, resume, dev, world, stop_after_epoch)
+            handler = _log_to(out_dir / "train.log")
+        run = _Run.begin(config, Path(data_path), out_dir, resume, dev, world)
+        done = run.fit(stop_after_epoch)
         failed = False
         return done
     finally:
@@ -476,161 +484,250 @@ def train(
             shutil.rmtree(out_dir, ignore_errors=True)  # no epoch finished: nothing to resume or keep
 
 
-def _train(config, data_path, out_dir, checkpoint_path, resume, dev, world, stop_after_epoch) -> Path:
-    t = config["training"]
-    torch.manual_seed(t["seed"])
-    model = build_model(config).to(dev)
-    float16 = setting(config, "training.float16_inputs")
-    data = DatasetBatches(
-        data_path,
-        tuple(model.input_ks),
-        t["batch_size"],
-        t["seed"],
-        t["in_memory_budget_bytes"],
-        t["shuffle_buffer_rows"],
-        t["train_split"],
-        t["validation_split"],
-        t["eval_batch_size"],
-        lengths=getattr(model, "reads_length", False),
-        transform=model.transform if float16 else None,
-        transformed_width=model.input_width,
-    )
-    eval_train_rows = setting(config, "training.eval_train_rows")
-    # fused Adam: one kernel over all parameters, ~5x faster than the foreach version on CPU
-    optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"], eps=t["adam_eps"], fused=True)
-    scheduler = make_plateau(optimizer, config) if t["schedule"] == "plateau" else None
-    start, history, best = 0, [], {"score": math.inf, "epoch": 0}
-    if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, dev)
-        _check_resumable(state["config"], config, checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"]:
-            scheduler.load_state_dict(state["scheduler"])
+def _log_to(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    return handler
+
+
+@dataclass
+class _Run:
+    """One training run: the model and its objective, data, optimizer, schedule and history."""
+
+    config: dict
+    data_path: Path
+    out_dir: Path
+    dev: torch.device
+    world: _Dist
+    model: VAE
+    net: nn.Module
+    data: DatasetBatches
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    start: int = 0
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"score": math.inf, "epoch": 0})
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    @classmethod
+    def begin(cls, config, data_path: Path, out_dir: Path, resume: bool, dev, world: _Dist) -> _Run:
+        """Build the model and the data, restore the checkpoint when resuming, announce the run."""
+        t = config["training"]
+        torch.manual_seed(t["seed"])
+        model = build_model(config).to(dev)
+        data = DatasetBatches(
+            data_path,
+            tuple(model.input_ks),
+            t["batch_size"],
+            t["seed"],
+            t["in_memory_budget_bytes"],
+            t["shuffle_buffer_rows"],
+            t["train_split"],
+            t["validation_split"],
+            t["eval_batch_size"],
+            lengths=model.reads_length,
+            transform=model.transform if t["float16_inputs"] else None,
+            transformed_width=model.input_width,
+        )
+        optimizer = make_optimizer(model, config)
+        scheduler = make_plateau(optimizer, config) if t["schedule"] == "plateau" else None
+        net: nn.Module = _Objective(model)
+        if world.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False
+            )
+        run = cls(config, data_path, out_dir, dev, world, model, net, data, optimizer, scheduler)
+        if resume and run.checkpoint_path.exists():
+            run.restore()
+        elif resume:
+            log.info("no checkpoint in %s: starting from epoch 1", out_dir)
+        if world.rank == 0:
+            run.announce()
+        return run
+
+    def restore(self) -> None:
+        state = load_checkpoint(self.checkpoint_path, self.dev)
+        _check_resumable(state["config"], self.config, self.checkpoint_path)
+        self.model.load_state_dict(upgrade_state(state["model"], self.model))
+        self.optimizer.load_state_dict(state["optimizer"])
+        for p in self.model.parameters():
+            if (
+                "exp_avg" in self.optimizer.state.get(p, {})
+                and self.optimizer.state[p]["exp_avg"].shape != p.shape
+            ):
+                raise KmervaeError(
+                    f"{self.checkpoint_path}: the optimizer state does not fit the model's parameters "
+                    "(a checkpoint of an earlier kmervae version?); train into a new directory"
+                )
+        if self.scheduler is not None and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
-        start, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
-        log.info("resuming %s after epoch %d of %d", out_dir, start, t["epochs"])
-    elif resume:
-        log.info("no checkpoint in %s: starting from epoch 1", out_dir)
-    if world.rank == 0:
-        with atomic_path(out_dir / "config.yaml") as tmp:
-            tmp.write_text(dump(config))
-        log.info("%s", data.describe())
+        self.start, self.history, self.best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        log.info(
+            "resuming %s after epoch %d of %d", self.out_dir, self.start, self.config["training"]["epochs"]
+        )
+
+    def announce(self) -> None:
+        with atomic_path(self.out_dir / "config.yaml") as tmp:
+            tmp.write_text(dump(self.config))
+        log.info("%s", self.data.describe())
         log.info(
             "model %s (%s parameters), device %s, %d rank(s), %d thread(s), %s",
-            model.config_hash,
-            f"{sum(p.numel() for p in model.parameters()):,}",
-            dev,
-            world.world,
+            self.model.config_hash,
+            f"{self.model.parameter_count():,}",
+            self.dev,
+            self.world.world,
             torch.get_num_threads(),
-            t["precision"],
-        )
-    net = model
-    if world.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False
+            self.config["training"]["precision"],
         )
 
-    last_plot = time.monotonic()
-    end = t["epochs"] if stop_after_epoch is None else min(t["epochs"], stop_after_epoch)
-    warmup_end = config["loss"]["warmup_epochs"]
-    for epoch in range(start, end):
+    def fit(self, stop_after_epoch: int | None) -> Path:
+        t = self.config["training"]
+        end = t["epochs"] if stop_after_epoch is None else min(t["epochs"], stop_after_epoch)
+        last_plot = time.monotonic()
+        for epoch in range(self.start, end):
+            row = self.epoch(epoch)
+            if self.world.rank == 0:
+                self.record(row)
+                if time.monotonic() - last_plot > CURVES_EVERY_SECONDS:
+                    plot_curves(self.out_dir, self.history, self.config)
+                    last_plot = time.monotonic()
+            self.world.barrier()
+        if self.world.rank == 0:
+            self.finish(end)
+        self.world.barrier()
+        return self.out_dir
+
+    def learning_rate(self, epoch: int) -> float:
+        """Set and return the LR of ``epoch``; at the end of β warm-up, reset the plateau and best."""
+        t, warmup_end = self.config["training"], self.config["loss"]["warmup_epochs"]
         if epoch == warmup_end and warmup_end > 0:
             # warm-up is over: losses with the final β are not comparable with earlier ones
-            if scheduler is not None:
-                scheduler = make_plateau(optimizer, config)
-            best = {"score": math.inf, "epoch": 0}
+            if self.scheduler is not None:
+                self.scheduler = make_plateau(self.optimizer, self.config)
+            self.best = {"score": math.inf, "epoch": 0}
             log.info("β warm-up over after epoch %d: plateau scheduler and best checkpoint reset", epoch)
         if t["schedule"] == "cosine":
-            lr = cosine_lr(config, epoch)
+            lr = cosine_lr(self.config, epoch)
         elif t["schedule"] == "constant":
             lr = t["lr"]
         else:
-            lr = optimizer.param_groups[0]["lr"]
-        for group in optimizer.param_groups:
+            lr = self.optimizer.param_groups[0]["lr"]
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
+        return lr
+
+    def epoch(self, epoch: int) -> dict:
+        """Train and validate one epoch; step the schedule; return its history row."""
+        lr = self.learning_rate(epoch)
         began = time.perf_counter()
         try:
-            sums = train_epoch(model, net, optimizer, data, config, epoch, dev, world)
+            sums = train_epoch(
+                self.model, self.net, self.optimizer, self.data, self.config, epoch, self.dev, self.world
+            )
         except _NonFinite as bad:
-            kept = f"{checkpoint_path} (epoch {epoch}) is kept" if epoch else "no epoch had completed"
+            kept = f"{self.checkpoint_path} (epoch {epoch}) is kept" if epoch else "no epoch had completed"
             raise KmervaeError(
-                f"{data_path}: the training loss became {bad.value} at epoch {bad.epoch + 1}, batch {bad.batch + 1}; "
+                f"{self.data_path}: the training loss became {bad.value} at epoch {bad.epoch + 1}, batch {bad.batch + 1}; "
                 f"training stopped, {kept} (try a lower training.lr or check the data)"
             ) from None
         train_seconds = time.perf_counter() - began
-        beta = beta_at(config, epoch)
-        val = evaluate(model, data, beta, dev, world)
-        if eval_train_rows:
-            subset = data.train_subset_batches(eval_train_rows)
-            val = {
-                **val,
-                "train_eval_loss": evaluate(model, data, beta, dev, world, subset, data.train_transformed)[
-                    "val_loss"
-                ],
-            }
-        if not math.isfinite(val["val_loss"]):
-            raise KmervaeError(
-                f"{data_path}: the validation loss became {val['val_loss']} at epoch {epoch + 1}; "
-                f"training stopped, {checkpoint_path} (epoch {epoch}) is kept"
-            )
-        if scheduler is not None and not in_warmup(config, epoch):
-            scheduler.step(val["val_loss"])
-        improved = val["val_loss"] < best["score"]
+        beta = beta_at(self.config, epoch)
+        val = self.validate(beta, epoch)
+        if self.scheduler is not None and not in_warmup(self.config, epoch):
+            self.scheduler.step(val["val_loss"])
+        improved = val["val_loss"] < self.best["score"]
         if improved:
-            best = {"score": float(val["val_loss"]), "epoch": epoch + 1}
+            self.best = {"score": float(val["val_loss"]), "epoch": epoch + 1}
         n = sums[3]
         row = {
             "epoch": epoch + 1,
             "train_loss": float(sums[0] / n),
             "train_kl": float(sums[2] / n),
-            "train_mse": float(sums[1] / n / model.input_width),
+            "train_mse": float(sums[1] / n / self.model.input_width),
             **{k: float(v) for k, v in val.items()},
             "lr": float(lr),
             "beta": beta,
-            "warmup": in_warmup(config, epoch),
+            "warmup": in_warmup(self.config, epoch),
             "epoch_seconds": round(time.perf_counter() - began, 3),
             "samples_per_s": round(float(n) / train_seconds, 1),
             "best": bool(improved),
         }
-        history.append(row)
-        if world.rank == 0:
-            if improved:
-                save_weights(model, out_dir / "best.safetensors", config)
-            save_checkpoint(checkpoint_path, model, optimizer, scheduler, config, epoch + 1, history, best)
-            write_history(out_dir / "history.tsv", history)
-            log.info(
-                "epoch %d/%d: train %.4f, validation %.4f (KL %.3f, MSE %.5f), lr %.3g, β %.4f, %.1f s, %.0f rows/s%s",
-                epoch + 1,
-                t["epochs"],
-                row["train_loss"],
-                row["val_loss"],
-                row["kl"],
-                row["mse"],
-                lr,
-                beta,
-                row["epoch_seconds"],
-                row["samples_per_s"],
-                ", best" if improved else "",
+        self.history.append(row)
+        return row
+
+    def validate(self, beta: float, epoch: int) -> dict:
+        """Validation metrics (and the eval-mode loss of a training subset when configured)."""
+        val = evaluate(self.model, self.data, beta, self.dev, self.world)
+        rows = self.config["training"]["eval_train_rows"]
+        if rows:
+            subset = self.data.train_subset_batches(rows)
+            subset_val = evaluate(
+                self.model, self.data, beta, self.dev, self.world, subset, self.data.train_transformed
             )
-            if time.monotonic() - last_plot > CURVES_EVERY_SECONDS:
-                plot_curves(out_dir, history, config)
-                last_plot = time.monotonic()
-        world.barrier()
-    if world.rank == 0:
-        write_history(out_dir / "history.tsv", history)
-        plot_curves(out_dir, history, config)
-        if end == t["epochs"]:
-            save_weights(model, out_dir / "final.safetensors", config)
-            if not (out_dir / "best.safetensors").exists():
-                save_weights(model, out_dir / "best.safetensors", config)
-            log.info(
-                "finished %d epochs; best epoch %d (validation loss %.4f)", end, best["epoch"], best["score"]
+            val = {**val, "train_eval_loss": subset_val["val_loss"]}
+        if not math.isfinite(val["val_loss"]):
+            raise KmervaeError(
+                f"{self.data_path}: the validation loss became {val['val_loss']} at epoch {epoch + 1}; "
+                f"training stopped, {self.checkpoint_path} (epoch {epoch}) is kept"
             )
-    world.barrier()
-    return out_dir
+        return val
+
+    def record(self, row: dict) -> None:
+        """Rank 0: best weights, checkpoint, history and the log line of one epoch."""
+        if row["best"]:
+            save_weights(self.model, self.out_dir / "best.safetensors", self.config)
+        save_checkpoint(
+            self.checkpoint_path,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.config,
+            row["epoch"],
+            self.history,
+            self.best,
+        )
+        write_history(self.out_dir / "history.tsv", self.history)
+        log.info(
+            "epoch %d/%d: train %.4f, validation %.4f (KL %.3f, MSE %.5f), lr %.3g, β %.4f, %.1f s, %.0f rows/s%s",
+            row["epoch"],
+            self.config["training"]["epochs"],
+            row["train_loss"],
+            row["val_loss"],
+            row["kl"],
+            row["mse"],
+            row["lr"],
+            row["beta"],
+            row["epoch_seconds"],
+            row["samples_per_s"],
+            ", best" if row["best"] else "",
+        )
+
+    def finish(self, end: int) -> None:
+        """Rank 0: final history and curves; final (and, if none yet, best) weights when all epochs ran."""
+        write_history(self.out_dir / "history.tsv", self.history)
+        plot_curves(self.out_dir, self.history, self.config)
+        if end == self.config["training"]["epochs"]:
+            save_weights(self.model, self.out_dir / "final.safetensors", self.config)
+            if not (self.out_dir / "best.safetensors").exists():
+                save_weights(self.model, self.out_dir / "best.safetensors", self.config)
+            log.info(
+                "finished %d epochs; best epoch %d (validation loss %.4f); weights best %s, final %s",
+                end,
+                self.best["epoch"],
+                self.best["score"],
+                weights_hash(self.out_dir / "best.safetensors"),
+                weights_hash(self.out_dir / "final.safetensors"),
+            )
 
 
 def train_in_work_dir(

@@ -21,8 +21,8 @@ import yaml
 
 from . import config as model_config
 from .errors import KmervaeError
-from .family_config import read_ks
 from .kmers import Layout
+from .vae.config import read_ks, require_groups
 
 SAMPLE_COLUMNS = ("sample", "fasta", "npy", "ids", "group", "chop", "labels")
 TRUE_WORDS = {"true", "yes", "1"}
@@ -325,12 +325,13 @@ def plan(config: dict, samples: dict[str, Sample], models_dir: str | os.PathLike
         path = Path(models_dir) / f"{model}.yaml"
         if not path.exists():
             raise KmervaeError(f"{source}: key 'models.{i}': no model config {path}")
-        missing = [k for k in read_ks(model_config.load(path, overrides)) if k not in counted]
-        if missing:
-            raise KmervaeError(
-                f"{source}: key 'models.{i}': model {model!r} reads {', '.join(f'{k}-mers' for k in missing)} "
-                f"but kmers.groups is {config['kmers']['groups']!r} (count them, e.g. kmers.groups: \"7..1\")"
-            )
+        require_groups(
+            read_ks(model_config.load(path, overrides)),
+            Layout(counted),
+            where=f"{source}: key 'models.{i}'",
+            reader=f"model {model!r}",
+            holder=f"kmers.groups {config['kmers']['groups']!r}",
+        )
 
     known = {"datasets": list(datasets), "thresholds": list(config["thresholds"]), "models": list(config["models"])}
 

@@ -18,7 +18,7 @@ rule chop:
         mem_mb=1000,
         runtime=30,
     params:
-        seed=config["seed"],
-        settings=config["chop"],
-    script:
-        "../scripts/chop.py"
+        options=stage_options(CHOP_OPTIONS),
+    shell:
+        "kmervae chop {input.genomes:q} -o {output.fasta:q} --labels {output.labels:q}"
+        " {params.options} > {log:q} 2>&1"

@@ -1,12 +1,22 @@
 # Helpers shared by the rules: config and samples checked at start-up, the experiment plan,
-# wildcard constraints and the input functions that map wildcards to files.
+# wildcard constraints, the input functions that map wildcards to files, and each stage's
+# options from the config.
 
 import re
+import shlex
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from kmervae.chop import OPTIONS as CHOP_OPTIONS
+from kmervae.compare import OPTIONS as COMPARE_OPTIONS
+from kmervae.count import OPTIONS as COUNT_OPTIONS
+from kmervae.embed import OPTIONS as EMBED_OPTIONS
 from kmervae.errors import KmervaeError
+from kmervae.evaluate.map_groups import group_arguments
+from kmervae.evaluate.reports import REPORTS as EVALUATION_REPORTS
+from kmervae.merge import OPTIONS as MERGE_OPTIONS
+from kmervae.options import workflow_arguments
 from kmervae.workflow_config import (
     map_groups_for,
     parse_run,
@@ -33,6 +43,28 @@ DATASETS = config["datasets"]
 RUNS = PLAN.run_names
 TESTSETS = PLAN.testset_names
 REPORTS = config["evaluation"]["reports"]
+
+# Rules run `kmervae ...` in their shell: the conda environment's command under --sdm conda,
+# else the kmervae of the Python running Snakemake (so the venv's bin need not be on PATH).
+if not any(
+    "conda" in str(m).lower() for m in workflow.deployment_settings.deployment_method
+):
+    shell.prefix(
+        "set -euo pipefail; kmervae() {{ "
+        + shlex.quote(sys.executable)
+        + ' -m kmervae "$@"; }}; '
+    )
+
+
+def stage_options(options, **wildcards):
+    """The config's values of a stage's options (those with a workflow key), as kmervae
+    arguments in one shell-quoted string: a rule's params, so a job reruns when one of its
+    own settings changes and only then."""
+    return shlex.join(str(a) for a in workflow_arguments(options, config, **wildcards))
+
+
+def report_options(name):
+    return stage_options(EVALUATION_REPORTS[name].options)
 
 
 def alternation(names):

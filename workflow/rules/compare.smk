@@ -76,6 +76,8 @@ rule compare:
     params:
         runs=RUNS,
         testsets=TESTSETS,
-        figures=config["figures"],
-    script:
-        "../scripts/compare.py"
+        options=stage_options(COMPARE_OPTIONS),
+    shell:
+        "kmervae compare --runs {params.runs:q} --testsets {params.testsets:q}"
+        " --reports results/reports --models results/models --matrix {output.matrix:q}"
+        " --figures results/figures {params.options} > {log:q} 2>&1"

@@ -19,9 +19,10 @@ rule count:
         mem_mb=2000,
         runtime=120,
     params:
-        groups=config["kmers"]["groups"],
-    script:
-        "../scripts/count.py"
+        options=stage_options(COUNT_OPTIONS),
+    shell:
+        "kmervae count {input.fasta:q} -o {output.store:q} --threads {threads}"
+        " --sample {wildcards.sample:q} {params.options} > {log:q} 2>&1"
 
 
 rule import_legacy:
@@ -42,8 +43,8 @@ rule import_legacy:
     resources:
         mem_mb=2000,
         runtime=120,
-    script:
-        "../scripts/import_legacy.py"
+    shell:
+        "kmervae import-legacy {input.npy:q} {input.ids:q} -o {output.store:q} > {log:q} 2>&1"
 
 
 rule select:
@@ -61,5 +62,6 @@ rule select:
     resources:
         mem_mb=2000,
         runtime=60,
-    script:
-        "../scripts/select.py"
+    shell:
+        "kmervae select {input.store:q} --min-length {wildcards.threshold} -o {output.store:q}"
+        " > {log:q} 2>&1"

@@ -22,12 +22,9 @@ rule merge:
         mem_mb=4000,
         runtime=240,
     params:
-        samples=lambda wc: DATASETS[wc.dataset]["samples"],
-        test_samples=lambda wc: DATASETS[wc.dataset]["test_samples"],
-        fractions=lambda wc: DATASETS[wc.dataset]["fractions"],
-        seed=config["seed"],
-    script:
-        "../scripts/merge.py"
+        options=lambda wc: stage_options(MERGE_OPTIONS, dataset=wc.dataset),
+    shell:
+        "kmervae merge {input.stores:q} -o {output.store:q} {params.options} > {log:q} 2>&1"
 
 
 rule dataset_labels:

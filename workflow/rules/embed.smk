@@ -18,6 +18,7 @@ rule embed:
         mem_mb=4000,
         runtime=120,
     params:
-        device=config["training"]["device"],
-    script:
-        "../scripts/embed.py"
+        options=stage_options(EMBED_OPTIONS),
+    shell:
+        "kmervae embed --model {input.model:q} {input.store:q} -o {output.embeddings:q}"
+        " --threads {threads} {params.options} > {log:q} 2>&1"

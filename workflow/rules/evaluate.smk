@@ -1,6 +1,8 @@
 # Per run x test set: how well embedding distances keep k-mer distances (Spearman, every
 # test set: the cross-comparison matrix); on the run's own test set also neighbour counts
-# vs distance, label retrieval, the t-SNE/HDBSCAN map and the PCA baselines.
+# vs distance, label retrieval, the t-SNE/HDBSCAN map and the PCA baselines. Each rule's
+# params are its own report's settings only (kmervae.evaluate.reports), so changing, say,
+# evaluation.map_iterations reruns the maps and nothing else.
 
 
 rule evaluate_spearman:
@@ -27,10 +29,10 @@ rule evaluate_spearman:
         mem_mb=8000,
         runtime=120,
     params:
-        settings=config["evaluation"],
-        seed=config["seed"],
-    script:
-        "../scripts/evaluate.py"
+        options=report_options("spearman"),
+    shell:
+        "kmervae evaluate spearman --embeddings {input.embeddings:q} --store {input.store:q}"
+        " -o {output.report:q} --threads {threads} {params.options} > {log:q} 2>&1"
 
 
 rule evaluate_count_distance:
@@ -57,10 +59,10 @@ rule evaluate_count_distance:
         mem_mb=8000,
         runtime=120,
     params:
-        settings=config["evaluation"],
-        seed=config["seed"],
-    script:
-        "../scripts/evaluate.py"
+        options=report_options("count-distance"),
+    shell:
+        "kmervae evaluate count-distance --embeddings {input.embeddings:q}"
+        " -o {output.report:q} --threads {threads} {params.options} > {log:q} 2>&1"
 
 
 rule evaluate_retrieval:
@@ -88,10 +90,11 @@ rule evaluate_retrieval:
         mem_mb=8000,
         runtime=120,
     params:
-        settings=config["evaluation"],
-        seed=config["seed"],
-    script:
-        "../scripts/evaluate.py"
+        options=report_options("retrieval"),
+    shell:
+        "kmervae evaluate retrieval --embeddings {input.embeddings:q} --store {input.store:q}"
+        " --labels {input.labels:q} -o {output.report:q} --threads {threads} {params.options}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate_map:
@@ -123,11 +126,15 @@ rule evaluate_map:
         mem_mb=8000,
         runtime=120,
     params:
-        settings=config["evaluation"],
-        seed=config["seed"],
-        groups=map_groups,
-    script:
-        "../scripts/evaluate.py"
+        options=report_options("map"),
+        groups=lambda wc: shlex.join(group_arguments(map_groups(wc))),
+        labels=lambda wc, input: (
+            shlex.join(["--labels", input.labels]) if input.labels else ""
+        ),
+    shell:
+        "kmervae evaluate map --embeddings {input.embeddings:q} --store {input.store:q}"
+        " {params.labels} -o {output.report:q} --threads {threads} {params.options} {params.groups}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate_baselines:
@@ -154,7 +161,7 @@ rule evaluate_baselines:
         mem_mb=8000,
         runtime=120,
     params:
-        settings=config["evaluation"],
-        seed=config["seed"],
-    script:
-        "../scripts/evaluate.py"
+        options=report_options("baselines"),
+    shell:
+        "kmervae evaluate baselines --embeddings {input.embeddings:q} --store {input.store:q}"
+        " -o {output.report:q} --threads {threads} {params.options} > {log:q} 2>&1"

@@ -21,5 +21,6 @@ rule index:
     params:
         metric=config["index"]["metric"],
         kind=config["index"]["kind"],
-    script:
-        "../scripts/index.py"
+    shell:
+        "kmervae index {input.embeddings:q} -o {output.index:q} --metric {params.metric}"
+        " --kind {params.kind} > {log:q} 2>&1"

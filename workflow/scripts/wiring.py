@@ -1,7 +1,8 @@
-"""What every workflow script shares: send all output to the rule's log, run one kmervae command.
+"""What the workflow scripts share: send all output to the rule's log, run one kmervae command.
 
-Each script only turns ``snakemake.input/output/params`` into the arguments of a
-``kmervae`` subcommand, so a rule, the CLI and the package function give the same result.
+Most rules run ``kmervae`` in their ``shell:``; a script is left only where a rule does more
+than pass its inputs to one command (train: a torchrun launch on several GPUs; dataset_labels:
+tables joined in Python).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..embed import DEFAULT_BATCH_SIZE
+from ..embed import OPTIONS
+from ..options import add_options, values
 
 
 def add_arguments(parser) -> None:
@@ -11,36 +12,14 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="trained model directory")
     parser.add_argument("-o", "--output", required=True, metavar="EMB.zarr", help="embeddings store to write")
-    parser.add_argument(
-        "--weights", choices=("best", "final"), default="best", help="which checkpoint (default best)"
-    )
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="rows per forward pass")
-    parser.add_argument("--threads", type=int, default=None, help="torch / counting threads")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: CUDA if present"
-    )
-    parser.add_argument(
-        "--split",
-        choices=("train", "validation", "test"),
-        default=None,
-        help="embed one split of a dataset store",
-    )
+    add_options(parser, OPTIONS)
 
 
 def run(args) -> int:
     from ..embed import embed_path, open_embeddings
 
     inputs = args.input if len(args.input) > 1 else args.input[0]
-    out = embed_path(
-        args.model,
-        inputs,
-        args.output,
-        weights=args.weights,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        split=args.split,
-        device=args.device,
-    )
+    out = embed_path(args.model, inputs, args.output, **values(args, OPTIONS))
     emb = open_embeddings(out)
     print(f"{out}: {emb.n} contigs x {emb.latent_dim} (model {emb.model_config_hash})")
     return 0

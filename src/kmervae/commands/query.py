@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ..index import QUERY_OPTIONS
+from ..options import add_options, values
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--index", required=True, metavar="INDEX.faiss")
@@ -12,16 +15,8 @@ def add_arguments(parser) -> None:
     source.add_argument("--fasta", nargs="+", metavar="Q.fa", help="new contigs: embedded with --model first")
     source.add_argument("--embeddings", metavar="Q.zarr", help="an embeddings store of the same model")
     parser.add_argument("--model", metavar="MODEL_DIR", help="model for --fasta (the index's model)")
-    parser.add_argument("--weights", choices=("best", "final"), default="best")
-    parser.add_argument("-k", type=int, default=50, help="neighbours per query (default 50)")
     parser.add_argument("-o", "--output", required=True, metavar="neighbours.tsv")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where --fasta queries are embedded (default: CUDA if present)",
-    )
+    add_options(parser, QUERY_OPTIONS)
 
 
 def run(args) -> int:
@@ -30,14 +25,11 @@ def run(args) -> int:
     rows = query_index(
         args.index,
         args.output,
-        k=args.k,
         ids=args.ids,
         fasta=args.fasta,
         model_dir=args.model,
         embeddings=args.embeddings,
-        weights=args.weights,
-        threads=args.threads,
-        device=args.device,
+        **values(args, QUERY_OPTIONS),
     )
     print(f"{args.output}: {rows} neighbour rows")
     return 0

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from ..options import add_options, values
+from ..select import OPTIONS
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("store", metavar="STORE.zarr")
-    parser.add_argument("--min-length", type=int, default=0, metavar="T", help="keep rows with length >= T")
-    parser.add_argument(
-        "--ids", default=None, metavar="IDS.txt", help="keep only the IDs listed (one per line)"
-    )
     parser.add_argument("-o", "--output", required=True, metavar="OUT.zarr")
-    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: the input's)")
+    add_options(parser, OPTIONS)
 
 
 def run(args) -> int:
     from ..select import select_min_length
     from ..store import KmerStore
 
-    out = select_min_length(args.store, args.output, args.min_length, args.chunk_rows, ids_file=args.ids)
+    out = select_min_length(args.store, args.output, **values(args, OPTIONS))
     n_in, n_out = KmerStore(args.store).n, KmerStore(out).n
-    listed = f" listed in {args.ids}" if args.ids else ""
+    listed = f" listed in {args.ids_file}" if args.ids_file else ""
     print(f"{out}: kept {n_out} of {n_in} rows{listed} with length >= {args.min_length}")
     return 0

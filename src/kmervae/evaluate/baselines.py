@@ -18,13 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from ..embed import Embeddings
+from ..options import Option, comma_ints, comma_join, defaults
 from ..store import KmerStore
 from .neighbours import check_pool, clr_rows, kmer_groups, limit_threads, sample_rows, write_json, write_tsv
-from .spearman import DEFAULTS as SPEARMAN_DEFAULTS
+from .spearman import OPTIONS as SPEARMAN_OPTIONS
 from .spearman import local_distance_protocol, pool_for, public
 
 DEFAULT_WIDTHS = (32, 128, None)  # None = the latent width
-DEFAULT_FIT_SAMPLE = 20_000
+#: the settings of :func:`baselines` and their CLI flags: the spearman protocol's, the PCA widths and fit
+OPTIONS = (
+    *SPEARMAN_OPTIONS,
+    Option("widths", None, comma_ints, "PCA widths (default 32,128 and the latent width)", render=comma_join),
+    Option("fit_sample", 20_000, int, "pool contigs the PCA is fitted on"),
+)
+DEFAULTS = defaults(OPTIONS)
+DEFAULT_FIT_SAMPLE = DEFAULTS["fit_sample"]
 BLOCK = 8192
 log = logging.getLogger(__name__)
 
@@ -70,20 +78,23 @@ def baselines(
     embeddings: str | os.PathLike,
     store: str | os.PathLike,
     outdir: str | os.PathLike,
-    widths=DEFAULT_WIDTHS,
-    split: str = "auto",
-    pool: int = SPEARMAN_DEFAULTS["pool"],
-    queries: int = SPEARMAN_DEFAULTS["queries"],
-    k: int = SPEARMAN_DEFAULTS["k"],
-    metric: str = SPEARMAN_DEFAULTS["metric"],
-    bootstrap: int = SPEARMAN_DEFAULTS["bootstrap"],
-    seed: int = SPEARMAN_DEFAULTS["seed"],
-    fit_sample: int = DEFAULT_FIT_SAMPLE,
-    threads: int | None = None,
+    widths=DEFAULTS["widths"],
+    split: str = DEFAULTS["split"],
+    pool: int = DEFAULTS["pool"],
+    queries: int = DEFAULTS["queries"],
+    k: int = DEFAULTS["k"],
+    metric: str = DEFAULTS["metric"],
+    bootstrap: int = DEFAULTS["bootstrap"],
+    seed: int = DEFAULTS["seed"],
+    fit_sample: int = DEFAULTS["fit_sample"],
+    threads: int | None = DEFAULTS["threads"],
 ) -> dict:
-    """Write baselines.tsv/.json and a bar chart; return {"rows": [...], "pool": P, ...}."""
+    """Write baselines.tsv/.json and a bar chart; return {"rows": [...], "pool": P, ...}.
+
+    ``widths``: the PCA widths, None meaning the latent width (default :data:`DEFAULT_WIDTHS`)."""
     outdir = Path(outdir)
     emb, kstore = Embeddings(embeddings), KmerStore(store)
+    widths = DEFAULT_WIDTHS if widths is None else widths
     widths = sorted({int(w) if w else emb.latent_dim for w in widths})
     ks = kmer_groups(emb, kstore)
     with limit_threads(threads):
@@ -106,6 +117,25 @@ def baselines(
                     **public(result),
                 }
             )
+    _write_table(outdir / "baselines.tsv", rows)
+    numbers = {
+        "rows": rows,
+        "pool": len(pool_rows),
+        "split": used,
+        "pca_fit": {"source": fit_source, "rows": len(fit_rows)},
+        "skipped_widths": skipped,
+        "kmer_groups": list(ks),
+        "embeddings": str(embeddings),
+        "store": str(store),
+        "model_config_hash": emb.model_config_hash,
+    }
+    _plot(rows, outdir)
+    write_json(outdir / "baselines.json", numbers)
+    return numbers
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    """baselines.tsv: one row per method and width."""
     header = [
         "method",
         "width",
@@ -141,21 +171,7 @@ def baselines(
         ]
         for r in rows
     ]
-    write_tsv(outdir / "baselines.tsv", header, table)
-    numbers = {
-        "rows": rows,
-        "pool": len(pool_rows),
-        "split": used,
-        "pca_fit": {"source": fit_source, "rows": len(fit_rows)},
-        "skipped_widths": skipped,
-        "kmer_groups": list(ks),
-        "embeddings": str(embeddings),
-        "store": str(store),
-        "model_config_hash": emb.model_config_hash,
-    }
-    _plot(rows, outdir)
-    write_json(outdir / "baselines.json", numbers)
-    return numbers
+    write_tsv(path, header, table)
 
 
 def format_table(numbers: dict) -> str:

@@ -20,11 +20,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from ..embed import Embeddings
 from ..errors import KmervaeError
+from ..options import Option, defaults
 from .neighbours import (
+    METRICS,
+    SEED,
+    SPLIT,
+    THREADS,
     blocks_of,
     eligible_rows,
     exact_knn,
@@ -35,8 +39,53 @@ from .neighbours import (
     write_tsv,
 )
 
-DEFAULT_RANGES = ((0.0, 0.2), (0.0, 0.5), (0.0, 0.7))
-DEFAULTS = {"sample": 100_000, "metric": "cosine", "pairs": 100_000, "bins": 100, "seed": 42}
+
+def parse_ranges(text: str) -> list[tuple[float, float]]:
+    """'0-0.2,0-0.5' → [(0, 0.2), (0, 0.5)] (the numbers may have exponents: 0-1e-05)."""
+    import argparse
+    import re
+
+    number = r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(rf"\s*{number}\s*-\s*{number}\s*", part)
+        if not m:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a range LOW-HIGH (e.g. 0-0.2,0-0.5)")
+        out.append((float(m[1]), float(m[2])))
+    return out
+
+
+def format_ranges(ranges) -> str:
+    """[(0, 0.2), (0, 0.5)] → '0-0.2,0-0.5' (what :func:`parse_ranges` reads)."""
+    return ",".join(f"{lo}-{hi}" for lo, hi in ranges)
+
+
+#: the settings of :func:`count_distance` and their CLI flags
+OPTIONS = (
+    SPLIT,
+    SEED,
+    THREADS,
+    Option("sample", 100_000, int, "contigs sampled (0 = all)", workflow="evaluation.sample"),
+    Option(
+        "metric",
+        "cosine",
+        help="nearest-neighbour distance (default cosine, the scale of the default ranges)",
+        choices=METRICS,
+        workflow="evaluation.count_distance_metric",
+    ),
+    Option(
+        "ranges",
+        ((0.0, 0.2), (0.0, 0.5), (0.0, 0.7)),
+        parse_ranges,
+        "fit ranges on the metric's scale, each holding some nearest-neighbour distances "
+        "(default 0-0.2,0-0.5,0-0.7, cosine)",
+        workflow="evaluation.count_distance_ranges",
+        render=format_ranges,
+    ),
+    Option("pairs", 100_000, int, "random pairs for the pairwise distributions"),
+)
+DEFAULTS = {**defaults(OPTIONS), "bins": 100}
+DEFAULT_RANGES = DEFAULTS["ranges"]
 METRIC_MAX = {"cosine": 2.0, "euclidean": float("inf")}
 MIN_PAIRS = 4  # the bimodality coefficient needs four values
 
@@ -75,6 +124,8 @@ def check_ranges_hold_distances(nn: np.ndarray, ranges, metric: str, source) -> 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> dict:
     if len(x) < 2 or np.ptp(x) == 0:
         return {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
+    from scipy import stats  # here, not at import: the workflow reads this module's options at start-up
+
     fit = stats.linregress(x, y)
     return {"slope": float(fit.slope), "intercept": float(fit.intercept), "r2": float(fit.rvalue**2)}
 
@@ -95,6 +146,8 @@ def bimodality_coefficient(x: np.ndarray) -> float:
     n = len(x)
     if n < 4:
         return float("nan")
+    from scipy import stats
+
     g = stats.skew(x, bias=False)
     k = stats.kurtosis(x, bias=False)
     return float((g**2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
@@ -103,14 +156,14 @@ def bimodality_coefficient(x: np.ndarray) -> float:
 def count_distance(
     embeddings: str | os.PathLike,
     outdir: str | os.PathLike,
-    split: str = "auto",
+    split: str = DEFAULTS["split"],
     sample: int = DEFAULTS["sample"],
     metric: str = DEFAULTS["metric"],
-    ranges=DEFAULT_RANGES,
+    ranges=DEFAULTS["ranges"],
     pairs: int = DEFAULTS["pairs"],
     bins: int = DEFAULTS["bins"],
     seed: int = DEFAULTS["seed"],
-    threads: int | None = None,
+    threads: int | None = DEFAULTS["threads"],
 ) -> dict:
     """Write count_distance.json, count_distance.tsv (histogram) and figures; return the numbers."""
     outdir = Path(outdir)
@@ -164,6 +217,27 @@ def count_distance(
     _plot(nn, fits, euclid, cosine, metric, outdir)
     write_json(outdir / "count_distance.json", numbers)
     return numbers
+
+
+def format_result(r: dict) -> str:
+    """The report's numbers in a few lines (what ``kmervae evaluate count-distance`` prints)."""
+    lines = [
+        f"nearest-neighbour {r['metric']} distance over a sample of {r['sample']}: "
+        f"median {r['nn_distance']['median']:.4g}, mean {r['nn_distance']['mean']:.4g}"
+    ]
+    for fit in r["fits"]:
+        lo, hi = fit["range"]
+        lines.append(
+            f"  cumulative count fit {lo:g}-{hi:g}: slope {fit['slope']:.4g}, "
+            f"intercept {fit['intercept']:.4g}, R² {fit['r2']:.3f}"
+        )
+    for name in ("euclidean", "cosine"):
+        p = r["pairwise"][name]
+        lines.append(
+            f"  random pairs, {name}: mean {p['mean']:.4g}, sd {p['std']:.4g}, "
+            f"bimodality {p['bimodality']:.3f}"
+        )
+    return "\n".join(lines)
 
 
 def _pair_summary(name: str, d: np.ndarray) -> dict:

@@ -19,23 +19,54 @@ import numpy as np
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, gc_fraction
+from ..options import Option, defaults
 from ..store import KmerStore
-from .map_groups import check_groups, group_of_samples, write_group_reports
-from .neighbours import eligible_rows, locate_in_store, sample_rows, write_json, write_tsv
-from .retrieval import read_labels
+from .map_groups import check_groups, group_of_samples, parse_group_options, write_group_reports
+from .neighbours import (
+    METRICS,
+    SEED,
+    SPLIT,
+    eligible_rows,
+    locate_in_store,
+    sample_rows,
+    write_json,
+    write_tsv,
+)
+from .retrieval import LABEL_COLUMN, read_labels
 
 EXACT_NEIGHBOURS_MAX = 10_000
 GROUP_COLUMNS = ("sample", "group", "id", "length", "x", "y", "gc", "cluster")  # map.tsv of a groups map
 PAPER_POINTS, PAPER_MIN_CLUSTER, PAPER_MIN_SAMPLES = 4_800_000, 1000, 100
-DEFAULTS = {
-    "sample": 100_000,
-    "perplexity": 30.0,
-    "metric": "cosine",
-    "n_iter": 500,
-    "early_exaggeration_iter": 250,
-    "seed": 42,
-    "label_column": "genome",
-}
+#: the settings of :func:`map_embeddings` and their CLI flags
+OPTIONS = (
+    SPLIT,
+    SEED,
+    Option("threads", 1, int, "t-SNE threads"),
+    LABEL_COLUMN,
+    Option("sample", 100_000, int, "contigs mapped (0 = all)", workflow="evaluation.sample"),
+    Option("perplexity", 30.0, float, "t-SNE perplexity (lowered for small samples)"),
+    Option(
+        "metric",
+        "cosine",
+        help="t-SNE input distance (default cosine; the workflow's evaluation.metric defaults to euclidean)",
+        choices=METRICS,
+        workflow="evaluation.metric",
+        workflow_default="euclidean",
+    ),
+    Option("n_iter", 500, int, "t-SNE iterations", workflow="evaluation.map_iterations"),
+    Option("min_cluster_size", None, int, "HDBSCAN (default scaled from 1000 at 4.8 M)"),
+    Option("min_samples", None, int, "HDBSCAN (default scaled from 100 at 4.8 M)"),
+    Option(
+        "groups",
+        None,
+        help="sample groups, two or more: map every contig of their samples and compare them "
+        "(density difference, overlay, cluster composition)",
+        metavar="NAME=SAMPLE1,SAMPLE2",
+        action="append",
+        flag="--group",
+    ),
+)
+DEFAULTS = {**defaults(OPTIONS), "early_exaggeration_iter": 250}
 
 
 def scaled_hdbscan_params(n: int, min_cluster_size: int | None, min_samples: int | None) -> tuple[int, int]:
@@ -81,17 +112,17 @@ def map_embeddings(
     store: str | os.PathLike | None = None,
     labels: str | os.PathLike | None = None,
     label_column: str = DEFAULTS["label_column"],
-    split: str = "auto",
+    split: str = DEFAULTS["split"],
     sample: int = DEFAULTS["sample"],
     perplexity: float = DEFAULTS["perplexity"],
     metric: str = DEFAULTS["metric"],
     n_iter: int = DEFAULTS["n_iter"],
     early_exaggeration_iter: int = DEFAULTS["early_exaggeration_iter"],
-    min_cluster_size: int | None = None,
-    min_samples: int | None = None,
+    min_cluster_size: int | None = DEFAULTS["min_cluster_size"],
+    min_samples: int | None = DEFAULTS["min_samples"],
     seed: int = DEFAULTS["seed"],
-    threads: int | None = 1,
-    groups: dict[str, list[str]] | None = None,
+    threads: int | None = DEFAULTS["threads"],
+    groups: dict[str, list[str]] | list[str] | None = DEFAULTS["groups"],
 ) -> dict:
     """Write map.tsv (id, x, y, cluster, gc[, label]), map.json and the figures; return the numbers.
 
@@ -100,8 +131,11 @@ def map_embeddings(
     adds the group comparison of :mod:`kmervae.evaluate.map_groups`; map.tsv then has the
     columns sample, group, id, length, x, y, gc, cluster[, label]. The coordinates are
     rounded to the 6 significant digits map.tsv holds before clustering, so everything
-    computed from the map can be recomputed from map.tsv.
+    computed from the map can be recomputed from map.tsv. ``groups`` may also be the
+    ``NAME=SAMPLE1,SAMPLE2`` values of ``--group`` (repeatable).
     """
+    if groups and not isinstance(groups, dict):
+        groups = parse_group_options(groups)
     from sklearn.cluster import HDBSCAN
 
     outdir = Path(outdir)
@@ -186,6 +220,18 @@ def map_rows(emb: Embeddings, split: str, sample: int, seed: int, groups: dict |
             raise KmervaeError(f"{emb.path}: group {name!r} has no contigs in split {used!r}")
     rows = sample_rows(rows, sample, seed)
     return used, rows, groups, member[rows]
+
+def format_result(r: dict) -> str:
+    """The map's summary lines (what ``kmervae evaluate map`` prints)."""
+    lines = [
+        f"map of {r['n']} contigs: {r['clusters']} clusters, {r['noise_fraction']:.1%} noise "
+        f"(min_cluster_size {r['min_cluster_size']}, min_samples {r['min_samples']})"
+    ]
+    for name, group in r.get("groups", {}).items():
+        lines.append(f"  group {name}: {group['contigs']} contigs of samples {', '.join(group['samples'])}")
+    return "\n".join(lines)
+
+
 
 
 def _scatter_figure(

@@ -19,6 +19,7 @@ from ..atomic import atomic_path
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, counts_to_clr
+from ..options import Option
 from ..store import SPLITS, KmerStore
 
 METRICS = ("euclidean", "cosine")
@@ -26,6 +27,17 @@ SPLIT_CHOICES = ("auto", "test", "validation", "train", "all")
 DEFAULT_BLOCK = 8192
 RERANK_MARGIN = 16
 RERANK_BUDGET = 1 << 24  # floats re-measured at once (128 MB in float64)
+
+# -- the options every report shares -------------------------------------------------------
+SPLIT = Option(
+    "split",
+    "auto",
+    help="rows to evaluate (auto: test if present, else validation, else all)",
+    choices=SPLIT_CHOICES,
+    workflow="evaluation.split",
+)
+SEED = Option("seed", 42, int, "seed of the sampled pool, queries and pairs", workflow="seed")
+THREADS = Option("threads", None, int, "threads (default: all)")
 
 
 # -- which rows ------------------------------------------------------------------------

@@ -16,9 +16,14 @@ import numpy as np
 
 from ..embed import Embeddings
 from ..errors import KmervaeError
+from ..options import Option, comma_ints, comma_join, defaults
 from ..store import KmerStore
 from .baselines import DEFAULT_FIT_SAMPLE, fit_pca, pca_fit_rows, project
 from .neighbours import (
+    METRICS,
+    SEED,
+    SPLIT,
+    THREADS,
     blocks_of,
     check_pool,
     clr_rows,
@@ -32,8 +37,33 @@ from .neighbours import (
     write_tsv,
 )
 
-DEFAULT_KS = (1, 10, 50)
-DEFAULTS = {"pool": 50_000, "queries": 1_000, "metric": "euclidean", "seed": 42, "label_column": "genome"}
+#: the labels column the precision counts; shared with the map's colouring
+LABEL_COLUMN = Option(
+    "label_column", "genome", help="the labels table's column to use", workflow="evaluation.label_column"
+)
+#: the settings of :func:`retrieval` and their CLI flags
+OPTIONS = (
+    SPLIT,
+    SEED,
+    THREADS,
+    LABEL_COLUMN,
+    Option(
+        "ks",
+        (1, 10, 50),
+        comma_ints,
+        "k values, e.g. 1,10,50",
+        workflow="evaluation.retrieval_ks",
+        render=comma_join,
+    ),
+    Option("pool", 50_000, int, "pool size P (0 = all)", workflow="evaluation.pool"),
+    Option(
+        "queries", 1_000, int, "query contigs drawn from the pool", workflow="evaluation.retrieval_queries"
+    ),
+    Option("metric", "euclidean", help="embedding distance", choices=METRICS, workflow="evaluation.metric"),
+    Option("fit_sample", DEFAULT_FIT_SAMPLE, int, "pool contigs the PCA is fitted on"),
+)
+DEFAULTS = defaults(OPTIONS)
+DEFAULT_KS = DEFAULTS["ks"]
 
 
 def read_labels(path: str | os.PathLike, column: str) -> dict[str, str]:
@@ -65,14 +95,14 @@ def retrieval(
     outdir: str | os.PathLike,
     store: str | os.PathLike | None = None,
     label_column: str = DEFAULTS["label_column"],
-    ks=DEFAULT_KS,
-    split: str = "auto",
+    ks=DEFAULTS["ks"],
+    split: str = DEFAULTS["split"],
     pool: int = DEFAULTS["pool"],
     queries: int = DEFAULTS["queries"],
     metric: str = DEFAULTS["metric"],
     seed: int = DEFAULTS["seed"],
-    fit_sample: int = DEFAULT_FIT_SAMPLE,
-    threads: int | None = None,
+    fit_sample: int = DEFAULTS["fit_sample"],
+    threads: int | None = DEFAULTS["threads"],
 ) -> dict:
     """Write retrieval.tsv/.json and a figure; return {"rows": [{method, width, k, precision}], ...}."""
     outdir = Path(outdir)
@@ -80,14 +110,7 @@ def retrieval(
     emb = Embeddings(embeddings)
     label_of = read_labels(labels, label_column)
     used, rows = eligible_rows(emb, split)
-    known = np.array(list(label_of), dtype=str)
-    labelled = []
-    for a, b in emb.chunks(1 << 18):
-        inside = rows[(rows >= a) & (rows < b)]
-        if len(inside):
-            labelled.append(inside[np.isin(emb.ids(a, b)[inside - a], known)])
-    labelled = np.concatenate(labelled) if labelled else np.empty(0, dtype=np.int64)
-    pool_rows = sample_rows(labelled, pool, seed)
+    pool_rows = sample_rows(_labelled(emb, rows, label_of), pool, seed)
     check_pool(len(pool_rows), max(ks), f"{embeddings} with labels {labels}")
     pool_ids = emb.take_ids(pool_rows)
     pool_labels = np.array([label_of[i] for i in pool_ids])
@@ -95,22 +118,7 @@ def retrieval(
     query = np.sort(rng.choice(len(pool_rows), size=min(int(queries), len(pool_rows)), replace=False))
     methods = [("vae", emb.latent_dim, lambda p: emb.take(pool_rows[p]))]
     if store is not None:
-        kstore = KmerStore(store)
-        store_rows = locate_in_store(kstore, pool_ids, embeddings)
-        groups = kmer_groups(emb, kstore)
-        methods.append(
-            ("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups))
-        )
-        with limit_threads(threads):
-            _, fit_rows = pca_fit_rows(kstore, store_rows, fit_sample, seed)
-            pca, _, _ = fit_pca(kstore, fit_rows, groups, [emb.latent_dim])
-        if pca is not None:
-            coords = project(pca, kstore, store_rows, groups)
-            methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
-        if 4 in kstore.layout.ks:
-            methods.append(
-                ("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,)))
-            )
+        methods += _store_methods(emb, KmerStore(store), pool_ids, embeddings, fit_sample, seed, threads)
     table = []
     with limit_threads(threads):
         for name, width, vectors_at in methods:
@@ -155,6 +163,37 @@ def retrieval(
     _plot(table, ks, outdir, common)
     write_json(outdir / "retrieval.json", numbers)
     return numbers
+
+
+def _labelled(emb: Embeddings, rows: np.ndarray, label_of: dict) -> np.ndarray:
+    """The rows among ``rows`` whose contig has a label."""
+    known = np.array(list(label_of), dtype=str)
+    labelled = []
+    for a, b in emb.chunks(1 << 18):
+        inside = rows[(rows >= a) & (rows < b)]
+        if len(inside):
+            labelled.append(inside[np.isin(emb.ids(a, b)[inside - a], known)])
+    return np.concatenate(labelled) if labelled else np.empty(0, dtype=np.int64)
+
+
+def _store_methods(emb, kstore: KmerStore, pool_ids, embeddings, fit_sample, seed, threads) -> list:
+    """The k-mer baselines of the pool: (name, width, vectors of pool positions) for CLR, PCA, 4-mer CLR."""
+    store_rows = locate_in_store(kstore, pool_ids, embeddings)
+    groups = kmer_groups(emb, kstore)
+    methods = [
+        ("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups))
+    ]
+    with limit_threads(threads):
+        _, fit_rows = pca_fit_rows(kstore, store_rows, fit_sample, seed)
+        pca, _, _ = fit_pca(kstore, fit_rows, groups, [emb.latent_dim])
+    if pca is not None:
+        coords = project(pca, kstore, store_rows, groups)
+        methods.append(("pca_clr", emb.latent_dim, lambda p: coords[p]))
+    if 4 in kstore.layout.ks:
+        methods.append(
+            ("clr_4mer", kstore.layout.group(4).width, lambda p: clr_rows(kstore, store_rows[p], (4,)))
+        )
+    return methods
 
 
 def format_table(numbers: dict) -> str:

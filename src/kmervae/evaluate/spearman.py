@@ -15,12 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from ..embed import Embeddings
 from ..errors import KmervaeError
+from ..options import Option, defaults
 from ..store import KmerStore
 from .neighbours import (
+    METRICS,
+    SEED,
+    SPLIT,
+    THREADS,
     blocks_of,
     check_pool,
     clr_rows,
@@ -36,7 +40,19 @@ from .neighbours import (
 )
 
 TOP_RANKS = (1, 5, 10, 20, 50)
-DEFAULTS = {"pool": 50_000, "queries": 100, "k": 50, "metric": "euclidean", "bootstrap": 10_000, "seed": 42}
+#: the local distance protocol's settings (spearman and baselines) and the workflow's keys for them
+PROTOCOL = (
+    Option("pool", 50_000, int, "pool size P (0 = all); always reported", workflow="evaluation.pool"),
+    Option("queries", 100, int, "query contigs drawn from the pool", workflow="evaluation.queries"),
+    Option("k", 50, int, "neighbours per query", workflow="evaluation.k"),
+    Option("metric", "euclidean", help="embedding distance", choices=METRICS, workflow="evaluation.metric"),
+    Option(
+        "bootstrap", 10_000, int, "bootstrap resamples of queries (0 = none)", workflow="evaluation.bootstrap"
+    ),
+)
+#: the settings of :func:`spearman` and their CLI flags
+OPTIONS = (SPLIT, SEED, THREADS, *PROTOCOL)
+DEFAULTS = defaults(OPTIONS)
 
 
 def bootstrap_correlations(x: np.ndarray, y: np.ndarray, resamples: int, seed: int, batch: int = 500):
@@ -132,6 +148,8 @@ def local_distance_protocol(
     mse = kmer_mse(np.repeat(at(query_pool), k, axis=0), at(neighbours)).reshape(q, k)
     mse_random = kmer_mse(at(rand_a), at(rand_b))
     x, y = distances.ravel(), mse.ravel()
+    from scipy import stats  # here, not at import: the workflow reads this module's options at start-up
+
     rho = stats.spearmanr(x, y).statistic
     r = stats.pearsonr(x, y).statistic if np.std(x) > 0 and np.std(y) > 0 else float("nan")
     rho_ci, r_ci = bootstrap_correlations(distances, mse, bootstrap, seed + 1)
@@ -174,14 +192,14 @@ def spearman(
     embeddings: str | os.PathLike,
     store: str | os.PathLike,
     outdir: str | os.PathLike,
-    split: str = "auto",
+    split: str = DEFAULTS["split"],
     pool: int = DEFAULTS["pool"],
     queries: int = DEFAULTS["queries"],
     k: int = DEFAULTS["k"],
     metric: str = DEFAULTS["metric"],
     bootstrap: int = DEFAULTS["bootstrap"],
     seed: int = DEFAULTS["seed"],
-    threads: int | None = None,
+    threads: int | None = DEFAULTS["threads"],
 ) -> dict:
     """Write spearman.json, spearman_pairs.tsv and the two figures; return the numbers."""
     if k < 1 or queries < 1:

@@ -1,4 +1,4 @@
-"""Model inputs of the family: a transform per k group, plus GC and log length as extra columns.
+"""The model input: a transform per k group, plus GC and log length as extra columns.
 
 Per-group transforms (``input.transform`` for all groups, ``input.group_transforms`` per
 group): ``clr`` (frequencies + Jeffreys pseudocount, log, centre: the default), ``freq``
@@ -6,20 +6,23 @@ group): ``clr`` (frequencies + Jeffreys pseudocount, log, centre: the default), 
 (``input.extra``): ``gc`` — the GC fraction from the 1-mer group, as its logit (clipped to
 [1e-6, 1 - 1e-6]) or raw — and ``log_length``, the natural log of the contig length.
 
-The model input ``x`` is the transformed groups in ``input.ks`` order, then the extras in
-``input.extra`` order. Every transform can be inverted back to frequencies
-(:meth:`InputSpec.frequencies`), so the losses that need frequencies (BCE, log-MSE,
-gated) are computed from ``x`` alone: no second copy of the data, and a float16
+A model reads a *block* of store rows: the counts or frequencies of ``read_ks`` (its input
+groups, plus the 1-mers when GC is an input), then the contig length when it reads length
+(:meth:`InputSpec.read_block`). Its input ``x`` is the transformed groups in ``input.ks``
+order, then the extras in ``input.extra`` order. Every transform can be inverted back to
+frequencies (:meth:`InputSpec.frequencies`), so the losses that need frequencies (BCE,
+log-MSE, gated) are computed from ``x`` alone: no second copy of the data, and a float16
 in-memory copy of ``x`` is all training needs.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .family_config import read_ks, setting
-from .kmers import Layout, frequencies, gc_fraction, group_width
-from .model import INPUT_TRANSFORMS
+from ..errors import KmervaeError
+from ..kmers import Layout, counts_to_clr, frequencies, gc_fraction, group_width
+from .config import read_ks, require_groups
 
 GC_CLIP = 1e-6
 
@@ -27,9 +30,11 @@ GC_CLIP = 1e-6
 def group_transform(block: torch.Tensor, k: int, kind: str, log_offset: float) -> torch.Tensor:
     """Counts or frequencies of one k group → its model input columns."""
     layout = Layout((k,))
+    if kind == "clr":
+        return counts_to_clr(block, layout)
     if kind == "log":
         return frequencies(block, layout).add(log_offset).log()
-    return INPUT_TRANSFORMS[kind](block, layout)
+    return frequencies(block, layout)
 
 
 def group_frequencies(x: torch.Tensor, k: int, kind: str, log_offset: float) -> torch.Tensor:
@@ -67,10 +72,10 @@ class InputSpec:
         self.ks = tuple(int(k) for k in inp["ks"])
         self.layout = Layout(self.ks)
         self.extra = tuple(inp["extra"])
-        per_group = setting(config, "input.group_transforms")
+        per_group = inp["group_transforms"]
         self.transforms = {g.name: per_group.get(g.name, inp["transform"]) for g in self.layout.groups}
-        self.log_offset = float(setting(config, "input.log_offset"))
-        self.gc_transform = setting(config, "input.gc_transform")
+        self.log_offset = float(inp["log_offset"])
+        self.gc_transform = inp["gc_transform"]
         self.read_ks = read_ks(config)
         self.read_layout = Layout(self.read_ks)
         self.reads_length = "log_length" in self.extra
@@ -80,8 +85,28 @@ class InputSpec:
         for i, name in enumerate(self.extra):
             self.slices[name] = slice(self.layout.width + i, self.layout.width + i + 1)
 
+    def read_block(self, matrix, layout: Layout, lengths=None) -> torch.Tensor:
+        """Store rows (counts or frequencies in any ``layout`` holding ``read_ks``) → the read block (float32).
+
+        Selected and converted in torch (the float32 copy is torch-allocated, as the
+        training batches are, so an embedding repeats the numbers of training exactly).
+        """
+        require_groups(self.read_ks, layout)
+        block = torch.as_tensor(np.asarray(matrix))
+        if tuple(layout.ks) != self.read_ks:
+            block = block[:, torch.from_numpy(layout.columns_for(self.read_ks))]
+        block = block.float()
+        if self.reads_length:
+            if lengths is None:
+                raise KmervaeError(
+                    "the model reads contig lengths (input.extra log_length) but none were given"
+                )
+            length = torch.as_tensor(np.asarray(lengths, dtype=np.float32)).reshape(-1, 1)
+            block = torch.cat([block, length], dim=1)
+        return block
+
     def __call__(self, block: torch.Tensor) -> torch.Tensor:
-        """Rows of the ``read_ks`` groups (counts or frequencies), then the length if read → x."""
+        """A read block (counts or frequencies of ``read_ks``, then the length if read) → x."""
         block = block if block.is_floating_point() else block.float()
         kmers = block[:, : self.read_layout.width]
         parts = []
@@ -102,11 +127,7 @@ class InputSpec:
         part = x[:, self.slices[name]]
         if name == "gc":
             return gc_inverse(part, self.gc_transform)
-        k = int(name[:-3])
-        return group_frequencies(part, k, self.transforms[name], self.log_offset)
+        return group_frequencies(part, int(name[:-3]), self.transforms[name], self.log_offset)
 
     def input_space(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return x[:, self.slices[name]].float()
-
-    def transform_of(self, name: str) -> str:
-        return self.gc_transform if name == "gc" else self.transforms[name]

@@ -1,5 +1,10 @@
-"""Bodies of the family's VAEs: the flat MLP with per-output heads and the branched
-multi-scale encoder/decoder.
+"""Bodies: the flat MLP and the branched multi-scale encoder/decoder.
+
+Flat (``model.architecture: flat``): input → ``model.hidden`` blocks → (latent) →
+``model.hidden`` reversed → one head per output. When the decoder reconstructs the input
+itself (every output a k group with a linear head and an MSE loss, no extra inputs or
+outputs: the default model) the heads are one Linear layer over all columns, output
+``kmers``.
 
 Branched (``model.architecture: branched``): one branch per k group, each fed its group's
 columns plus a copy of every extra input (GC, log length); the branch outputs are
@@ -9,51 +14,42 @@ group's head plus a one-column GC prediction; the model's GC is the mean of the 
 predictions. Length is an input only. Branch widths are ``model.branches`` (e.g.
 ``7mer: [512, 128]`` makes the 7-mer branch 8,194 → 512 → 128 with GC and length).
 
-Both decoders return ``{output name: tensor}`` (a gated head gives ``(gate_logits, value)``).
+Decoders return ``{output name: tensor}`` (a gated head gives ``(gate_logits, value)``);
+``encoder.out_width`` is the width that feeds the latent.
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import torch
 from torch import nn
 
-from .family_config import head_spec, setting
+from .blocks import stack
+from .config import head_spec
 from .heads import make_head
-from .model import _block
-from .transforms import InputSpec
-
-
-def _stack(widths: list[int], m: dict) -> nn.Sequential:
-    """Linear → BatchNorm → LeakyReLU (→ Dropout) blocks through ``widths`` (as the flat VAE)."""
-    return nn.Sequential(*[layer for a, b in pairwise(widths) for layer in _block(a, b, m)])
+from .inputs import InputSpec
 
 
 class FlatEncoder(nn.Module):
     def __init__(self, inputs: InputSpec, m: dict):
         super().__init__()
-        self.layers = _stack([inputs.width, *m["hidden"]], m)
-        self.out_width = ([inputs.width, *m["hidden"]])[-1]
+        widths = [inputs.width, *m["hidden"]]
+        self.layers = stack(widths, m)
+        self.out_width = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
 
 class FlatDecoder(nn.Module):
-    """latent → hidden reversed → one head per k group (+ a linear column per extra output)."""
+    """latent → hidden reversed → one head per output (``outputs``: name → (head spec, width))."""
 
-    def __init__(self, inputs: InputSpec, config: dict, outputs: list[str]):
+    def __init__(self, m: dict, outputs: dict[str, tuple[dict, int]]):
         super().__init__()
-        m = config["model"]
         widths = [int(m["latent"]), *reversed(m["hidden"])]
-        self.layers = _stack(widths, m)
-        width = widths[-1]
-        self.heads = nn.ModuleDict()
-        for name in outputs:
-            size = inputs.slices[name].stop - inputs.slices[name].start
-            spec = head_spec(config, name) if name != "gc" else {"kind": "linear"}
-            self.heads[name] = make_head(spec, width, size)
+        self.layers = stack(widths, m)
+        self.heads = nn.ModuleDict(
+            {name: make_head(spec, widths[-1], n) for name, (spec, n) in outputs.items()}
+        )
 
     def forward(self, z: torch.Tensor) -> dict:
         h = self.layers(z)
@@ -61,16 +57,17 @@ class FlatDecoder(nn.Module):
 
 
 class BranchedEncoder(nn.Module):
-    def __init__(self, inputs: InputSpec, m: dict, branches: dict):
+    def __init__(self, inputs: InputSpec, m: dict):
         super().__init__()
+        branches = m["branches"]
         self.groups = [(g.name, g.start, g.stop) for g in inputs.layout.groups]
         self.extra_start = inputs.layout.width
         n_extra = len(inputs.extra)
         self.branches = nn.ModuleDict(
-            {name: _stack([stop - start + n_extra, *branches[name]], m) for name, start, stop in self.groups}
+            {name: stack([stop - start + n_extra, *branches[name]], m) for name, start, stop in self.groups}
         )
         self.concat_width = sum(branches[name][-1] for name, _, _ in self.groups)
-        self.shared = _stack([self.concat_width, *m["hidden"]], m)
+        self.shared = stack([self.concat_width, *m["hidden"]], m)
         self.out_width = ([self.concat_width, *m["hidden"]])[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,17 +80,17 @@ class BranchedEncoder(nn.Module):
 
 
 class BranchedDecoder(nn.Module):
-    def __init__(self, inputs: InputSpec, config: dict, branches: dict):
+    def __init__(self, inputs: InputSpec, config: dict):
         super().__init__()
         m = config["model"]
         shared = [int(m["latent"]), *reversed(m["hidden"])]
-        self.shared = _stack(shared, m)
+        self.shared = stack(shared, m)
         self.branches = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.gc_heads = nn.ModuleDict()
         for g in inputs.layout.groups:
-            widths = [shared[-1], *reversed(branches[g.name])]
-            self.branches[g.name] = _stack(widths, m)
+            widths = [shared[-1], *reversed(m["branches"][g.name])]
+            self.branches[g.name] = stack(widths, m)
             self.heads[g.name] = make_head(head_spec(config, g.name), widths[-1], g.width)
             self.gc_heads[g.name] = nn.Linear(widths[-1], 1)
 
@@ -108,10 +105,8 @@ class BranchedDecoder(nn.Module):
         return out
 
 
-def make_body(inputs: InputSpec, config: dict, outputs: list[str]) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) of the configured architecture; ``encoder.out_width`` feeds the latent."""
-    m = config["model"]
-    if m["architecture"] == "branched":
-        branches = setting(config, "model.branches")
-        return BranchedEncoder(inputs, m, branches), BranchedDecoder(inputs, config, branches)
-    return FlatEncoder(inputs, m), FlatDecoder(inputs, config, outputs)
+def make_body(inputs: InputSpec, config: dict, outputs: dict[str, tuple[dict, int]]):
+    """(encoder, decoder) of the configured architecture."""
+    if config["model"]["architecture"] == "branched":
+        return BranchedEncoder(inputs, config["model"]), BranchedDecoder(inputs, config)
+    return FlatEncoder(inputs, config["model"]), FlatDecoder(config["model"], outputs)

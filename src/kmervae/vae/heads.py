@@ -1,6 +1,6 @@
-"""Output heads: the decoder's last layer for one k group (``model.heads``).
+"""Output heads: the decoder's last layer for one output (``model.heads``).
 
-* ``linear`` — one Linear layer (the default; what the flat VAE ends with).
+* ``linear`` — one Linear layer (the default).
 * ``gated`` — sparse groups (7-mers in short contigs are mostly absent): a sigmoid
   presence gate and a softplus value in linear frequency space; the prediction is
   gate × value. Returns ``(gate_logits, value)`` so the gated loss can train the gate
