@@ -416,7 +416,8 @@ def compare_readers(args) -> None:
     inputs = reader_inputs(args.workdir, args.genomes)
     print(f"# readers, {os.uname().nodename}, {os.cpu_count()} cores; load before: {os.getloadavg()}")
     print(
-        f"# median of {args.repeats} runs (each in a fresh process, best of 2 passes); counting: 6..1, 1 thread"
+        f"# median of {args.repeats} runs (each in a fresh process, best of 2 passes); "
+        "counting: 6..1, 1 thread"
     )
     header = (
         f"{'input':<24} {'reader':<11} {'Mbp/s':>7} {'Mbp/CPU-s':>9} {'read only Mbp/CPU-s':>19}"
@@ -432,7 +433,8 @@ def compare_readers(args) -> None:
             for reader in READERS:
                 runs[reader].append(measure(sys.executable, "reader:" + reader, path, 1, args.workdir))
         results = {
-            reader: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for reader, rs in runs.items()
+            reader: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+            for reader, rs in runs.items()
         }
         for reader, r in results.items():
             assert r["checksum"] == results["kmervae"]["checksum"], f"{reader} counts differ on {path}"
@@ -443,7 +445,7 @@ def compare_readers(args) -> None:
             )
         best = min(READERS[1:], key=lambda reader: results[reader]["cpu"])
         print(
-            f"{'':<24} kmervae's scanner vs the best library ({best}), end to end: "
+            f"{'':<24} kmervae's reader vs the best library ({best}), end to end: "
             f"{results[best]['cpu'] / results['kmervae']['cpu']:.2f}x CPU, "
             f"{results[best]['seconds'] / results['kmervae']['seconds']:.2f}x wall"
         )
@@ -510,7 +512,10 @@ def main() -> None:
     parser.add_argument("--vamb-python", default=DEFAULT_VAMB_PYTHON)
     parser.add_argument("--big-mbp", type=float, default=100)
     parser.add_argument(
-        "--repeats", type=int, default=1, help="runs per measurement; the best is shown (--readers: the median)"
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs per measurement; the best is shown (--readers: the median)",
     )
     parser.add_argument("--quick", action="store_true", help="skip the big file")
     parser.add_argument(
