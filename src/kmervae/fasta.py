@@ -341,7 +341,9 @@ def read_fasta_chunks(
 
     Records come in file order, files in the given order; a chunk never spans two files.
     With ``unique_ids`` a record ID seen before (in this file or an earlier one of the
-    call) is an error, checked with 8 bytes of memory per record.
+    call) is an error, checked with 8 bytes of memory per record. ``block_size`` is the
+    bases per checked block (and the bytes per read of the line reader); it changes only
+    speed and memory, never the records.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     seen = _SeenIds(paths) if unique_ids else None
