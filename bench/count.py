@@ -12,7 +12,17 @@ per run:
 * ``vamb``      VAMB 5.0.4's ``Composition.from_file`` (4-mers only, 103 columns, kept in
   memory), run by the VAMB virtual environment's python
 
-and prints Mbp/s, contigs/s and peak RSS. Times exclude interpreter start-up and
+and prints Mbp/s, contigs/s and peak RSS.
+
+With ``--readers`` it compares FASTA readers instead: kmervae's (``read_fasta_chunks``)
+against the kept libraries dnaio, needletail and pyfastx, on the 1 kb and 5 kb contigs,
+plain and gzip. Each library path makes the checks kmervae's reader makes (a leading
+'>', IDs present and text, only sequence characters, unique IDs, no empty file, no
+truncated gzip) and yields the same ``(ids, seq, offsets)`` chunks; each feeds the same
+counting kernel (6..1, one thread). Printed: the median of ``--repeats`` runs (readers in
+turn, each run in a fresh process, each the best of two passes after an untimed one) of
+Mbp/s, Mbp per CPU-second end to end and for reading + checking alone; the checksums of
+the counts are checked equal. Times exclude interpreter start-up and
 imports (each process first counts a tiny file, which also loads numba's compile cache).
 
 VAMB pins old torch/numpy, so it lives in its own virtual environment, without its pins::
@@ -25,6 +35,7 @@ VAMB pins old torch/numpy, so it lives in its own virtual environment, without i
 Usage::
 
     .venv/bin/python bench/count.py [--vamb-python /tmp/kmervae-vamb-venv/bin/python] [--quick]
+    .venv/bin/python bench/count.py --readers --repeats 5   # needs dnaio, needletail, pyfastx
 
 The machine is shared: note ``uptime`` (printed) next to the numbers.
 """
@@ -80,16 +91,17 @@ def make_inputs(workdir: Path, genomes: Path, big_mbp: float) -> dict[str, Path]
                 write_contigs(out, records, size, "c")
             path.with_suffix(".tmp").rename(path)
         paths[f"{size // 1000} kb contigs"] = path
-    big = workdir / f"mixed_{int(big_mbp)}Mbp.fa"
-    if not big.exists():
-        bases, copy = 0, 0
-        with open(big.with_suffix(".tmp"), "wb") as out:
-            while bases < big_mbp * 1e6:
-                for size in (1000, 5000):
-                    bases += write_contigs(out, records, size, f"r{copy}s{size // 1000}")[1]
-                copy += 1
-        big.with_suffix(".tmp").rename(big)
-    paths[f"{int(big_mbp)} Mbp (1+5 kb, repeated)"] = big
+    if big_mbp > 0:
+        big = workdir / f"mixed_{int(big_mbp)}Mbp.fa"
+        if not big.exists():
+            bases, copy = 0, 0
+            with open(big.with_suffix(".tmp"), "wb") as out:
+                while bases < big_mbp * 1e6:
+                    for size in (1000, 5000):
+                        bases += write_contigs(out, records, size, f"r{copy}s{size // 1000}")[1]
+                    copy += 1
+            big.with_suffix(".tmp").rename(big)
+        paths[f"{int(big_mbp)} Mbp (1+5 kb, repeated)"] = big
     return paths
 
 
@@ -262,6 +274,184 @@ def kernel_only(path: Path) -> dict:
     }
 
 
+# -- FASTA readers: kmervae's scanner against kept libraries, same checks, same kernel ------------------
+
+READERS = ("kmervae", "dnaio", "needletail", "pyfastx")
+
+
+def library_records(reader: str, path: Path):
+    """(ID, sequence) pairs from a library reader, ID = the header's first word."""
+    if reader == "dnaio":
+        import dnaio
+
+        with dnaio.open(path, fileformat="fasta") as records:
+            for r in records:
+                yield r.id, r.sequence
+    elif reader == "needletail":
+        import needletail
+
+        for r in needletail.parse_fastx_file(str(path)):
+            yield r.id.split(None, 1)[0] if r.id else "", r.seq
+    else:
+        import pyfastx
+
+        yield from pyfastx.Fastx(str(path), format="fasta")
+
+
+def library_chunks(reader: str, path: Path, chunk_records: int = 4096):
+    """(ids, seq, offsets) chunks from a library, with the checks kmervae's reader makes:
+    a leading '>' (only comment lines before it; binary vs text told apart), an ID on every
+    header, text headers, only sequence characters, unique IDs, no empty file, no truncated
+    gzip (pyfastx does not notice one: its gzip stream is verified by a second pass)."""
+    import itertools
+    import zlib
+
+    import numpy as np
+
+    from kmervae.errors import KmervaeError
+    from kmervae.fasta import _BYTE_CLASS, _SeenIds, open_fasta
+
+    with open_fasta(path) as fh:  # the preamble check on the head, as kmervae's reader makes it
+        head = fh.read(1 << 16)
+    if head[:1] != b">" and b"\n>" not in head:
+        raise KmervaeError(f"{path}: not FASTA")
+    seen = _SeenIds([path])
+    records = library_records(reader, path)
+    first = 1
+    while True:
+        batch = list(itertools.islice(records, chunk_records))
+        if not batch:
+            break
+        ids, seqs = zip(*batch)
+        if "" in ids:
+            raise KmervaeError(f"{path}: record {first + ids.index('')}: the header line has no ID")
+        if "\ufffd" in "".join(ids):  # needletail replaces bytes that are not UTF-8
+            raise KmervaeError(f"{path}: the header is not text (a binary file?)")
+        text = "".join(seqs).encode()
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        seq = np.frombuffer(text, dtype=np.uint8)
+        if len(seq) != offsets[-1] or _BYTE_CLASS[seq].any():  # not ASCII, or not a sequence character
+            raise KmervaeError(f"{path}: unexpected character in the sequence")
+        ids = np.array(ids, dtype=str)
+        seen.check(0, first, ids)
+        yield ids, seq, offsets
+        first += len(ids)
+    if first == 1:
+        raise KmervaeError(f"{path}: no FASTA records (an empty file?)")
+    if reader == "pyfastx" and open(path, "rb").read(2) == b"\x1f\x8b":
+        with open(path, "rb") as fh:
+            inflate = zlib.decompressobj(31)
+            while block := fh.read(1 << 20):
+                inflate.decompress(block, 1 << 24)
+                while inflate.unconsumed_tail:
+                    inflate.decompress(inflate.unconsumed_tail, 1 << 24)
+            if not inflate.eof:
+                raise KmervaeError(f"{path}: truncated or corrupt gzip data")
+
+
+def reader_chunks(reader: str, path: Path):
+    if reader == "kmervae":
+        from kmervae.fasta import read_fasta_chunks
+
+        return ((c.ids, c.seq, c.offsets) for c in read_fasta_chunks(path, chunk_records=4096))
+    return library_chunks(reader, path)
+
+
+def run_reader(reader: str, path: Path) -> dict:
+    """CPU and wall seconds of reading + checking alone, and of reading + checking + counting
+    (1 thread, 6..1 into one reused matrix, as count_fasta does), each the best of two passes
+    after an untimed one (first-touch costs are the same for every reader); also a checksum
+    of the counts."""
+    import numpy as np
+
+    from kmervae.count import count_buffer
+    from kmervae.kmers import Layout
+
+    layout = Layout()
+    out = np.empty((4096, layout.width), dtype=np.uint32)
+
+    def read() -> int:
+        return sum(len(ids) for ids, _, _ in reader_chunks(reader, path))
+
+    def read_and_count() -> int:
+        total = 0
+        for ids, seq, offsets in reader_chunks(reader, path):
+            total += int(count_buffer(seq, offsets, layout, out=out)[: len(ids)].sum(dtype=np.uint64))
+        return total
+
+    checksum = read_and_count()  # imports, numba's cache, the matrix's pages
+    reads, both = [], []
+    for _ in range(2):
+        with Timer() as timer:
+            records = read()
+        reads.append(timer)
+        with Timer() as timer:
+            assert read_and_count() == checksum
+        both.append(timer)
+    return {
+        "read_cpu": min(t.cpu for t in reads), "cpu": min(t.cpu for t in both),
+        "seconds": min(t.wall for t in both), "records": records, "checksum": checksum,
+    }  # fmt: skip
+
+
+def reader_inputs(workdir: Path, genomes: Path) -> dict[str, Path]:
+    """1 kb and 5 kb contigs, plain and gzip (level 6, gzip's default)."""
+    paths = {}
+    for label, plain in list(make_inputs(workdir, genomes, big_mbp=0).items())[:2]:
+        packed = plain.with_name(plain.name + ".gz")
+        if not packed.exists():
+            packed.with_suffix(".tmp").write_bytes(gzip.compress(plain.read_bytes(), compresslevel=6))
+            packed.with_suffix(".tmp").rename(packed)
+        paths[f"{label}, plain"] = plain
+        paths[f"{label}, gzip"] = packed
+    return paths
+
+
+def compare_readers(args) -> None:
+    """The reader table: median of --repeats runs, each reader in a fresh process per run."""
+    import statistics
+
+    inputs = reader_inputs(args.workdir, args.genomes)
+    print(f"# readers, {os.uname().nodename}, {os.cpu_count()} cores; load before: {os.getloadavg()}")
+    print(
+        f"# median of {args.repeats} runs (each in a fresh process, best of 2 passes); "
+        "counting: 6..1, 1 thread"
+    )
+    header = (
+        f"{'input':<24} {'reader':<11} {'Mbp/s':>7} {'Mbp/CPU-s':>9} {'read only Mbp/CPU-s':>19}"
+        f" {'kmervae CPU / its CPU':>22}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, path in inputs.items():
+        plain = path.with_suffix("") if path.suffix == ".gz" else path
+        bases = sum(len(line) - 1 for line in open(plain, "rb") if not line.startswith(b">"))
+        runs = {reader: [] for reader in READERS}
+        for _ in range(args.repeats):  # round robin: a change in the machine's load hits every reader
+            for reader in READERS:
+                runs[reader].append(measure(sys.executable, "reader:" + reader, path, 1, args.workdir))
+        results = {
+            reader: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+            for reader, rs in runs.items()
+        }
+        for reader, r in results.items():
+            assert r["checksum"] == results["kmervae"]["checksum"], f"{reader} counts differ on {path}"
+            print(
+                f"{label:<24} {reader:<11} {bases / r['seconds'] / 1e6:>7.1f} {bases / r['cpu'] / 1e6:>9.1f}"
+                f" {bases / r['read_cpu'] / 1e6:>19.1f} {results['kmervae']['cpu'] / r['cpu']:>21.2f}x",
+                flush=True,
+            )
+        best = min(READERS[1:], key=lambda reader: results[reader]["cpu"])
+        print(
+            f"{'':<24} kmervae's reader vs the best library ({best}), end to end: "
+            f"{results[best]['cpu'] / results['kmervae']['cpu']:.2f}x CPU, "
+            f"{results[best]['seconds'] / results['kmervae']['seconds']:.2f}x wall"
+        )
+    print(f"# load after: {os.getloadavg()}")
+
+
 RUNNERS = {"kmervae": run_kmervae, "kmervae-mem": run_kmervae_in_memory, "numpy": run_numpy, "vamb": run_vamb}
 
 
@@ -280,6 +470,9 @@ def peak_rss_mb() -> float:
 def one(method: str, path: Path, out: Path, threads: int) -> None:
     if method == "kernel":
         print(json.dumps(kernel_only(path)))
+        return
+    if method.startswith("reader:"):
+        print(json.dumps(run_reader(method.split(":", 1)[1], path)))
         return
     timer, n = RUNNERS[method](path, out, threads)
     print(json.dumps({"seconds": timer.wall, "cpu": timer.cpu, "records": n, "rss_mb": peak_rss_mb()}))
@@ -318,12 +511,23 @@ def main() -> None:
     parser.add_argument("--genomes", type=Path, default=GENOMES)
     parser.add_argument("--vamb-python", default=DEFAULT_VAMB_PYTHON)
     parser.add_argument("--big-mbp", type=float, default=100)
-    parser.add_argument("--repeats", type=int, default=1, help="runs per measurement; the best is shown")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs per measurement; the best is shown (--readers: the median)",
+    )
     parser.add_argument("--quick", action="store_true", help="skip the big file")
+    parser.add_argument(
+        "--readers", action="store_true", help="compare FASTA readers (kmervae, dnaio, needletail, pyfastx)"
+    )
     args = parser.parse_args()
     if args.one:
         method, fasta, out, threads = args.one
         one(method, Path(fasta), Path(out), int(threads))
+        return
+    if args.readers:
+        compare_readers(args)
         return
 
     inputs = make_inputs(args.workdir, args.genomes, args.big_mbp)

@@ -98,6 +98,23 @@ def test_chunking_and_block_boundaries_never_change_records(
     assert got == records
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_needletail_hands_over_to_the_line_reader_without_losing_a_record(tmp_path, monkeypatch, gz):
+    """Clean files are parsed by needletail alone; from the first record with a comment
+    line or spaces in a sequence line on, the line reader reads the rest."""
+    calls = []
+    line_records = fasta._line_records
+    monkeypatch.setattr(fasta, "_line_records", lambda *a: calls.append(a[0]) or line_records(*a))
+    clean = "".join(f">r{i} desc\r\n{'ACGTN' * i}\r\nacg\r\n" for i in range(12))
+    messy = clean + ">m1\nAC GT\n# note\nGG\n>m2\n\n  ; x\nTT\n" + clean.replace(">r", ">s")
+    for name, text, reader_calls in (("clean.fa", clean, 0), ("messy.fa", messy, 1)):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        calls.clear()
+        assert records_of(path, block_size=20, chunk_records=5) == naive_parse(text)
+        assert len(calls) == reader_calls
+
+
 # -- bad input: one line naming file, record and problem ------------------------------------
 
 

@@ -1,16 +1,19 @@
 """Streaming FASTA reader: plain or gzip files in, chunks of records as one byte buffer out.
 
-No per-character or per-line Python: the file is read in blocks cut at the last
-``\\n>``, and one compiled (numba) pass per block copies the sequence characters, finds
-each header's ID and flags unexpected bytes; all IDs of a block are decoded in one
-call. The sequences of a chunk are one uint8 buffer with offsets, which is what the
-counting kernel eats. Memory is bounded by the chunk size (plus the longest record,
-which cannot be split), never by the file size.
+Records are parsed by needletail (a Rust FASTA/FASTQ parser, which also decompresses
+gzip); kmervae's rules and checks run on top of it, vectorised over blocks of about 4 MB:
+every header has an ID (its first word) that is text, every sequence byte is a sequence
+character, IDs are unique, a gzip stream is complete. The sequences of a chunk are one
+uint8 buffer with offsets, which is what the counting kernel eats. Memory is bounded by
+the chunk size (plus the longest record, which cannot be split), never by the file size.
 
 Accepted: multi-line records, CRLF, lower case, blank lines, ``;`` and ``#`` comment
-lines, spaces in sequence lines, headers whose ID is the first word. Everything a user
-can get wrong raises :class:`~kmervae.errors.KmervaeError` naming the file, the record
-(number and ID) and the problem.
+lines, spaces in sequence lines, headers whose ID is the first word. needletail knows
+no comment lines and keeps spaces in sequences, so a file that has them (or text before
+its first header) is read, from the first record the checks cannot settle, by a line
+reader in Python that applies every rule (slower; such files are rare). Everything a
+user can get wrong raises :class:`~kmervae.errors.KmervaeError` naming the file, the
+record (number and ID) and the problem.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from .errors import KmervaeError
 
@@ -91,37 +93,6 @@ def _read_blocks(path: Path, block_size: int, where) -> Iterator[bytes]:
             yield block
 
 
-def _record_blocks(path: Path, block_size: int, where) -> Iterator[bytes]:
-    """Texts of whole records (each starts with '>'), about one read block each.
-
-    Blocks are cut at the last ``\\n>``; a record longer than a block is assembled
-    from parts.
-    """
-    parts: list[bytes] = []
-    for block in _from_first_record(path, _read_blocks(path, block_size, where)):
-        cut = block.rfind(b"\n>")
-        if cut < 0:
-            if block[:1] == b">" and parts and parts[-1].endswith(b"\n"):
-                cut = -1  # the record boundary falls exactly between two blocks
-            else:
-                parts.append(block)
-                continue
-        parts.append(block[: cut + 1])
-        text = b"".join(parts)
-        parts = [block[cut + 1 :]]
-        if text:
-            yield text
-    text = b"".join(parts)
-    if text:
-        yield text
-
-
-def _record_texts(path: Path, block_size: int, where) -> Iterator[bytes]:
-    """One text per record: header line + sequence lines, without the leading '>'."""
-    for text in _record_blocks(path, block_size, where):
-        yield from _split_records(text)
-
-
 def _from_first_record(path: Path, blocks: Iterator[bytes]) -> Iterator[bytes]:
     """The byte stream from the first '>' on; only blank and comment lines may precede it.
 
@@ -178,90 +149,22 @@ def _looks_binary(data: bytes) -> bool:
     return False
 
 
-def _split_records(text: bytes) -> list[bytes]:
-    """``>a\\nAC\\n>b\\nGT\\n`` → ``[b"a\\nAC\\n", b"b\\nGT\\n"]``."""
-    if not text:
-        return []
-    return text[1:].split(b"\n>")
-
-
-#: byte classes for the scanner: 0 sequence character, 1 whitespace, 2 anything else
+#: byte classes of the checks: 0 sequence character, 1 whitespace, 2 anything else
 _BYTE_CLASS = np.full(256, 2, dtype=np.uint8)
 _BYTE_CLASS[np.frombuffer(SEQUENCE_CHARACTERS, dtype=np.uint8)] = 0
 _BYTE_CLASS[np.frombuffer(WHITESPACE, dtype=np.uint8)] = 1
 _BYTE_CLASS.setflags(write=False)
 
-
-@njit(cache=True, nogil=True)
-def _scan_records(data, byte_class, seq, header_start, header_stop, seq_stop, bad_at):
-    """One pass over whole records (``data`` starts with '>'): copy sequence characters
-    into ``seq`` (dropping line breaks, whitespace, ';'/'#' comment lines), note the span
-    of each header's first word (the ID) and the first unexpected byte per record (-1 if none).
-
-    Returns the number of records. A header is a line whose first byte is '>'.
-    """
-    n_bytes = len(data)
-    i = 0
-    out = 0
-    n = 0
-    while i < n_bytes:
-        i += 1  # the '>'
-        while i < n_bytes and data[i] != 10 and byte_class[data[i]] == 1:
-            i += 1
-        header_start[n] = i  # the ID: the header's first word
-        while i < n_bytes and data[i] != 10 and byte_class[data[i]] != 1:
-            i += 1
-        header_stop[n] = i
-        while i < n_bytes and data[i] != 10:
-            i += 1
-        i += 1
-        bad = -1
-        while i < n_bytes:  # one sequence line per iteration; i is at a line start
-            if data[i] == 62:  # '>': the next record
-                break
-            while i < n_bytes and data[i] != 10 and byte_class[data[i]] == 1:
-                i += 1  # leading whitespace
-            if i < n_bytes and (data[i] == 59 or data[i] == 35):  # ';' or '#': a comment line
-                while i < n_bytes and data[i] != 10:
-                    i += 1
-            while i < n_bytes:
-                c = data[i]
-                if c == 10:
-                    break
-                kind = byte_class[c]
-                seq[out] = c
-                out += kind == 0
-                if kind == 2 and bad < 0:
-                    bad = i
-                i += 1
-            i += 1
-        seq_stop[n] = out
-        bad_at[n] = bad
-        n += 1
-    return n
-
-
-def _join_ids(data: np.ndarray, start: np.ndarray, stop: np.ndarray) -> bytes:
-    """b"id1\\nid2\\n..." from the ID spans."""
-    out = np.empty(int((stop - start).sum()) + len(start), dtype=np.uint8)
-    _copy_spans(data, start, stop, out)
-    return out.tobytes()
-
-
-@njit(cache=True, nogil=True)
-def _copy_spans(data, start, stop, out):
-    o = 0
-    for r in range(len(start)):
-        for i in range(start[r], stop[r]):
-            out[o] = data[i]
-            o += 1
-        out[o] = 10
-        o += 1
+#: what needletail's sequences may hold when the file is fine but needs the line reader:
+#: whitespace inside a sequence line, or a ';' / '#' comment line
+_LINE_READER_BYTES = frozenset(WHITESPACE + b";#")
+#: most records per block (for many tiny records, whatever the bases)
+_BLOCK_RECORDS = 1 << 14
 
 
 @dataclass
 class _Block:
-    """The records of one text block, parsed."""
+    """A run of parsed records."""
 
     ids: list
     lengths: np.ndarray
@@ -269,44 +172,162 @@ class _Block:
     offsets: np.ndarray
 
 
-def _parse_block(path: Path, text: bytes, first_number: int) -> _Block:
-    data = np.frombuffer(text, dtype=np.uint8)
-    capacity = len(text) // 2 + 1  # each record takes at least 2 bytes; untouched pages cost nothing
-    header_start = np.empty(capacity, dtype=np.int64)
-    header_stop = np.empty(capacity, dtype=np.int64)
-    # not np.zeros: glibc serves repeated 16 MB blocks from its heap, where calloc must
-    # clear them (0.1 CPU-s per 100 Mbp); the scanner writes every entry it returns
-    offsets = np.empty(capacity + 1, dtype=np.int64)
-    offsets[0] = 0
-    bad_at = np.empty(capacity, dtype=np.int64)
-    seq = np.empty(len(text) + 1, dtype=np.uint8)  # + 1: the scanner writes one byte past a non-sequence byte
-    n = _scan_records(data, _BYTE_CLASS, seq, header_start, header_stop, offsets[1:], bad_at)
-    header_start, header_stop = header_start[:n], header_stop[:n]
-    no_id = np.flatnonzero(header_stop == header_start)
-    if len(no_id):
-        raise KmervaeError(f"{path}: record {first_number + int(no_id[0])}: the header line has no ID")
-    try:  # all IDs in one decode + split (C speed); IDs never contain a line break
-        ids = _join_ids(data, header_start, header_stop).decode("utf-8").split("\n")[:-1]
+class _NeedsLineReader(Exception):
+    """The file (from some record on) uses what needletail does not parse by kmervae's rules."""
+
+
+def _unexpected_character(path: Path, number: int, record_id: str, char: int) -> KmervaeError:
+    shown = bytes([char]).decode("ascii", "backslashreplace")
+    return KmervaeError(
+        f"{path}: record {number} ({record_id}): unexpected character {shown!r} "
+        f"(byte 0x{char:02x}) in the sequence: not a FASTA nucleotide file?"
+    )
+
+
+def _checked_block(path: Path, ids: list[str], seqs: list[str], first_number: int) -> _Block:
+    """needletail's records as a block, checked by kmervae's rules (vectorised over the
+    block); anything these checks cannot settle raises _NeedsLineReader."""
+    names = "\n".join(ids)
+    if "" in ids or any(c in names for c in " \t\r\v\f") or "\ufffd" in names:
+        raise _NeedsLineReader  # no ID, a header word needletail did not split, or not UTF-8
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    text = "".join(seqs).encode("utf-8", "surrogateescape")
+    if len(text) != offsets[-1]:
+        raise _NeedsLineReader  # bytes that are not ASCII: reported by the line reader
+    seq = np.frombuffer(text, dtype=np.uint8)
+    unexpected = np.flatnonzero(_BYTE_CLASS[seq])
+    if len(unexpected):
+        at = int(unexpected[0])
+        if text[at] in _LINE_READER_BYTES:
+            raise _NeedsLineReader
+        row = int(np.searchsorted(offsets, at, side="right")) - 1
+        raise _unexpected_character(path, first_number + row, ids[row], text[at])
+    return _Block(ids, lengths, seq, offsets)
+
+
+def _needletail_blocks(path: Path, block_bases: int, where) -> Iterator[_Block]:
+    """Blocks of about ``block_bases`` bases parsed by needletail (Rust).
+
+    A file that does not start with '>' (an empty file, text before the first header)
+    and one that needletail refuses (a header on the last line) need the line reader.
+    """
+    import needletail
+
+    try:
+        with open_fasta(path) as fh:
+            if fh.read(1) != b">":
+                raise _NeedsLineReader
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        raise _NeedsLineReader from None  # the line reader reports the broken gzip stream
+    compressed = _is_gzip(path)
+    first_number = 1
+    records = None
+    while True:
+        ids, seqs, bases = [], [], 0
+        try:
+            records = records or iter(needletail.parse_fastx_file(str(path)))
+            for record in records:
+                ids.append(record.name)
+                seqs.append(record.seq)
+                bases += len(seqs[-1])
+                if bases >= block_bases or len(ids) >= _BLOCK_RECORDS:
+                    break
+        except needletail.NeedletailError as exc:
+            if compressed and str(exc).startswith("I/O error"):
+                last = f"record {first_number - 1 + len(ids)} ({ids[-1]})" if ids else where()
+                raise KmervaeError(f"{path}: truncated or corrupt gzip data after {last} ({exc})") from None
+            raise _NeedsLineReader from None
+        if not ids:
+            return
+        yield _checked_block(path, ids, seqs, first_number)
+        first_number += len(ids)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def _lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    rest = b""
+    for block in blocks:
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _line_records(path: Path, block_size: int, where) -> Iterator[tuple[str, bytes]]:
+    """(ID, sequence) per record, line by line in Python: every rule of the format (blank
+    and comment lines, whitespace in sequence lines, text before the first header)."""
+    record_id, parts, number = None, [], 0
+    for line in _lines(_from_first_record(path, _read_blocks(path, block_size, where))):
+        if line[:1] == b">":
+            if record_id is not None:
+                yield record_id, b"".join(parts)
+            number += 1
+            record_id, parts = _header_id(path, number, line), []
+            continue
+        stripped = line.lstrip(WHITESPACE)
+        if not stripped or stripped[:1] in (b";", b"#"):
+            continue
+        bases = stripped.translate(None, WHITESPACE)
+        unexpected = bases.translate(None, SEQUENCE_CHARACTERS)
+        if unexpected:
+            raise _unexpected_character(path, number, record_id, unexpected[0])
+        parts.append(bases)
+    if record_id is not None:
+        yield record_id, b"".join(parts)
+
+
+def _header_id(path: Path, number: int, line: bytes) -> str:
+    words = line[1:].split(None, 1)
+    if not words:
+        raise KmervaeError(f"{path}: record {number}: the header line has no ID")
+    try:
+        return words[0].decode("utf-8")
     except UnicodeDecodeError:
-        for i in range(n):
-            try:
-                text[header_start[i] : header_stop[i]].decode("utf-8")
-            except UnicodeDecodeError:
-                raise KmervaeError(
-                    f"{path}: record {first_number + i}: the header is not text (a binary file?)"
-                ) from None
-        raise  # pragma: no cover
-    bad = np.flatnonzero(bad_at[:n] >= 0)
-    if len(bad):
-        i = int(bad[0])
-        char = text[bad_at[i] : bad_at[i] + 1]
-        shown = char.decode("ascii", "backslashreplace")
-        raise KmervaeError(
-            f"{path}: record {first_number + i} ({ids[i]}): unexpected character {shown!r} "
-            f"(byte 0x{char[0]:02x}) in the sequence: not a FASTA nucleotide file?"
-        )
-    offsets = offsets[: n + 1]
-    return _Block(ids, np.diff(offsets), seq[: offsets[-1]], offsets)
+        raise KmervaeError(f"{path}: record {number}: the header is not text (a binary file?)") from None
+
+
+def _line_blocks(path: Path, block_size: int, where, skip: int) -> Iterator[_Block]:
+    """Blocks of about ``block_size`` bases from the line reader, after the first ``skip`` records."""
+    ids, seqs, bases = [], [], 0
+    for number, (record_id, seq) in enumerate(_line_records(path, block_size, where), start=1):
+        if number <= skip:
+            continue
+        ids.append(record_id)
+        seqs.append(seq)
+        bases += len(seq)
+        if bases >= block_size or len(ids) >= _BLOCK_RECORDS:
+            yield _bytes_block(ids, seqs)
+            ids, seqs, bases = [], [], 0
+    if ids:
+        yield _bytes_block(ids, seqs)
+
+
+def _bytes_block(ids: list[str], seqs: list[bytes]) -> _Block:
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return _Block(ids, lengths, np.frombuffer(b"".join(seqs), dtype=np.uint8), offsets)
+
+
+def _file_blocks(path: Path, block_size: int, where) -> Iterator[_Block]:
+    """The records of one file: needletail's, checked; from the first record needletail
+    cannot settle on, the line reader's."""
+    done = 0
+    try:
+        for block in _needletail_blocks(path, block_size, where):
+            yield block
+            done += len(block.ids)
+        return
+    except _NeedsLineReader:
+        pass
+    yield from _line_blocks(path, block_size, where, skip=done)
 
 
 def read_fasta_chunks(
@@ -320,7 +341,9 @@ def read_fasta_chunks(
 
     Records come in file order, files in the given order; a chunk never spans two files.
     With ``unique_ids`` a record ID seen before (in this file or an earlier one of the
-    call) is an error, checked with 8 bytes of memory per record.
+    call) is an error, checked with 8 bytes of memory per record. ``block_size`` is the
+    bases per checked block (and the bytes per read of the line reader); it changes only
+    speed and memory, never the records.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     seen = _SeenIds(paths) if unique_ids else None
@@ -348,8 +371,7 @@ def _read_file_chunks(path, file_index, chunk_bases, chunk_records, seen, block_
             seen.check(file_index, chunk_first, ids)
         return FastaChunk(ids, lengths, seq, offsets, path, file_index, chunk_first)
 
-    for text in _record_blocks(path, block_size, where):
-        block = _parse_block(path, text, state["records"] + 1)
+    for block in _file_blocks(path, block_size, where):
         n = len(block.ids)
         state["records"] += n
         state["last_id"] = block.ids[-1]
@@ -426,14 +448,13 @@ class _SeenIds:
     def _confirm(self, file_index: int, number: int, record_id: str) -> None:
         """Find an earlier record with the same ID (rare path: only on a hash hit)."""
         path = self.paths[file_index]
-        wanted = record_id.encode("utf-8")
         for index, earlier in enumerate(self.paths[: file_index + 1]):
-            for n, text in enumerate(_record_texts(earlier, READ_BLOCK, lambda: "a record"), start=1):
-                if index == file_index and n >= number:
-                    return  # only a hash collision
-                words = text.partition(b"\n")[0].split(None, 1)
-                if words and words[0] == wanted:
-                    where = "" if index == file_index else f" of {earlier}"
-                    raise KmervaeError(
-                        f"{path}: record {number} ({record_id}): duplicate ID, already record {n}{where}"
-                    )
+            for chunk in read_fasta_chunks(earlier, unique_ids=False):
+                for n, earlier_id in enumerate(chunk.ids.tolist(), start=chunk.first_record):
+                    if index == file_index and n >= number:
+                        return  # only a hash collision
+                    if earlier_id == record_id:
+                        where = "" if index == file_index else f" of {earlier}"
+                        raise KmervaeError(
+                            f"{path}: record {number} ({record_id}): duplicate ID, already record {n}{where}"
+                        )
