@@ -345,12 +345,15 @@ def query_index(
     threads: int | None = None,
     batch_size: int = 1024,
     device: str = "auto",
+    min_length: int | None = None,
 ) -> int:
     """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
 
     Queries by ``ids`` leave the query itself out of its own neighbours (other contigs with
     identical vectors stay). FASTA queries are embedded first with ``model_dir``, which
-    must be the model the index was built from. Returns the number of rows written.
+    must be the model the index was built from; records shorter than ``min_length``
+    (default: the model's training floor, :mod:`kmervae.lengths`) are skipped, with a
+    warning. Returns the number of rows written.
     """
     if sum((bool(ids), bool(fasta), embeddings is not None)) != 1:
         raise KmervaeError("give exactly one of --ids, --fasta or --embeddings")
@@ -390,6 +393,7 @@ def query_index(
             from .count import count_chunks
             from .embed import to_device
             from .kmers import Layout
+            from .lengths import LengthGuard
             from .model import load_model
 
             model = to_device(load_model(model_dir, weights=weights), device)
@@ -398,11 +402,17 @@ def query_index(
                 model.weights_hash, index.model_weights_hash,
             )
             layout = Layout(tuple(model.input_ks))
+            guard = LengthGuard(model.training_lengths, min_length, str(fasta[0]), skip_by_default=True)
             for chunk_ids, lengths, counts in count_chunks(
                 [Path(p) for p in fasta], layout=layout, threads=threads or 1
             ):
+                keep = guard.keep(lengths)
+                if not keep.any():
+                    continue
+                chunk_ids, lengths, counts = chunk_ids[keep], lengths[keep], counts[keep]
                 z = model.embed(counts, layout, lengths=lengths)
                 index.check_queries(np.asarray(z), f"model {model_dir}")
                 yield chunk_ids, *index.search(z, k)
+            guard.report()
 
     return write_neighbours(out, index, batches())

@@ -25,6 +25,14 @@ def add_arguments(parser) -> None:
         default=None,
         help="embed one split of a dataset store",
     )
+    parser.add_argument(
+        "--min-length",
+        type=int,
+        default=None,
+        metavar="BP",
+        help="skip contigs shorter than BP (default: for FASTA the model's training floor, the length its "
+        "training data was selected at; for a store 0, every row); 0 embeds every contig",
+    )
 
 
 def run(args) -> int:
@@ -40,6 +48,7 @@ def run(args) -> int:
         threads=args.threads,
         split=args.split,
         device=args.device,
+        min_length=args.min_length,
     )
     emb = open_embeddings(out)
     print(f"{out}: {emb.n} contigs x {emb.latent_dim} (model {emb.model_config_hash})")

@@ -22,6 +22,14 @@ def add_arguments(parser) -> None:
         default="auto",
         help="where --fasta queries are embedded (default: CUDA if present)",
     )
+    parser.add_argument(
+        "--min-length",
+        type=int,
+        default=None,
+        metavar="BP",
+        help="skip --fasta queries shorter than BP (default: the model's training floor, the length its "
+        "training data was selected at); 0 queries every contig",
+    )
 
 
 def run(args) -> int:
@@ -38,6 +46,7 @@ def run(args) -> int:
         weights=args.weights,
         threads=args.threads,
         device=args.device,
+        min_length=args.min_length,
     )
     print(f"{args.output}: {rows} neighbour rows")
     return 0
