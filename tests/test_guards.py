@@ -79,18 +79,26 @@ def test_weight_files_record_the_training_splits_length_range(tmp_path):
     with safe_open(str(tmp_path / "m" / "final.safetensors"), "pt") as fh:
         assert "training_lengths" in fh.metadata()
     assert load_model(tmp_path / "m", "final").training_lengths == summary
-    assert f"{len(train_lengths):,} contigs of {train_lengths[0]:,}-" in (tmp_path / "m/train.log").read_text()
+    assert (
+        f"{len(train_lengths):,} contigs of {train_lengths[0]:,}-" in (tmp_path / "m/train.log").read_text()
+    )
 
 
 def test_a_batch_larger_than_the_training_split_is_warned(tmp_path, caplog):
     _, split = make_dataset(tmp_path / "d.zarr")
     n_train = int((split == 0).sum())
     with caplog.at_level(logging.WARNING, logger="kmervae"):
-        train(tiny_config("training.epochs=1", "training.batch_size=1000"), tmp_path / "d.zarr", tmp_path / "a")
+        train(
+            tiny_config("training.epochs=1", "training.batch_size=1000"), tmp_path / "d.zarr", tmp_path / "a"
+        )
     assert any(f"batch_size 1000 is larger than the {n_train} rows" in w for w in warnings_of(caplog))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="kmervae"):
-        train(tiny_config("training.epochs=1", f"training.batch_size={n_train}"), tmp_path / "d.zarr", tmp_path / "b")
+        train(
+            tiny_config("training.epochs=1", f"training.batch_size={n_train}"),
+            tmp_path / "d.zarr",
+            tmp_path / "b",
+        )
     assert not any("batch_size" in w for w in warnings_of(caplog))
 
 
@@ -213,7 +221,8 @@ def test_an_explicit_min_length_is_used_and_below_floor_records_are_flagged(tmp_
     assert list(open_embeddings(tmp_path / "a.zarr").ids()) == [n for n, s in records if len(s) >= 500]
     below = sum(500 <= len(s) < 1000 for _, s in records)
     assert any(
-        f"{below} of {len(records)} contigs are shorter than the training floor 1000 bp but were embedded" in w
+        f"{below} of {len(records)} contigs are shorter than the training floor 1000 bp but were embedded"
+        in w
         for w in warnings_of(caplog)
     )
     assert main([*base, str(tmp_path / "all.zarr"), "--min-length", "0"]) == 0

@@ -351,9 +351,8 @@ def query_index(
 
     Queries by ``ids`` leave the query itself out of its own neighbours (other contigs with
     identical vectors stay). FASTA queries are embedded first with ``model_dir``, which
-    must be the model the index was built from; records shorter than ``min_length``
-    (default: the model's training floor, :mod:`kmervae.lengths`) are skipped, with a
-    warning. Returns the number of rows written.
+    must be the model the index was built from; those shorter than ``min_length`` (default:
+    its training floor, :mod:`kmervae.lengths`) are skipped. Returns the rows written.
     """
     if sum((bool(ids), bool(fasta), embeddings is not None)) != 1:
         raise KmervaeError("give exactly one of --ids, --fasta or --embeddings")
@@ -406,8 +405,7 @@ def query_index(
             for chunk_ids, lengths, counts in count_chunks(
                 [Path(p) for p in fasta], layout=layout, threads=threads or 1
             ):
-                keep = guard.keep(lengths)
-                if not keep.any():
+                if not (keep := guard.keep(lengths)).any():
                     continue
                 chunk_ids, lengths, counts = chunk_ids[keep], lengths[keep], counts[keep]
                 z = model.embed(counts, layout, lengths=lengths)
