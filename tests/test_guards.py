@@ -79,6 +79,12 @@ def test_weight_files_record_the_training_splits_length_range(tmp_path):
     with safe_open(str(tmp_path / "m" / "final.safetensors"), "pt") as fh:
         assert "training_lengths" in fh.metadata()
     assert load_model(tmp_path / "m", "final").training_lengths == summary
+    # `kmervae info` shows them
+    from kmervae.info import describe, render
+
+    info = describe(tmp_path / "m")
+    assert info["weights"]["best"]["training_lengths"] == summary
+    assert f"trained on {len(train_lengths):,} contigs of {train_lengths[0]:,}-" in render(info)
     assert (
         f"{len(train_lengths):,} contigs of {train_lengths[0]:,}-" in (tmp_path / "m/train.log").read_text()
     )
