@@ -16,9 +16,9 @@ Embedding checks every record against it (:class:`LengthGuard`):
   Stores keep every row by default: they are selected by length already (`kmervae
   select`), and the workflow embeds every test set with every model on purpose (models
   of one threshold on test sets of another).
-* Records kept but shorter than the floor (``--min-length`` below it) and records longer
-  than :data:`FAR_ABOVE` times the longest training contig are embedded, and counted in
-  a warning each.
+* Records kept but shorter than the floor (store rows, or ``--min-length`` below the
+  floor) and records longer than :data:`FAR_ABOVE` times the longest training contig are
+  embedded, and counted in a warning each.
 
 A model without ``training_lengths`` (trained by an earlier kmervae) has no floor: only an
 explicit ``--min-length`` skips records.
