@@ -14,6 +14,11 @@ Attributes: ``format``, ``format_version``, ``model_dir``, ``model_config_hash``
 ``input_attrs`` (a summary of the input store), ``split`` (when one split was embedded),
 ``tool_version``, ``n``. Written into a temporary sibling and renamed into place, so a
 reader sees a whole store or none; rows are embedded chunk by chunk (bounded memory).
+
+Lengths are checked against the model's training lengths (:mod:`kmervae.lengths`): FASTA
+records shorter than ``min_length`` (default: the training floor) are skipped, store rows
+only when ``min_length`` is given; a warning counts the skipped records and those embedded
+outside the training range.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from . import __version__
 from .errors import KmervaeError
 from .kmers import Layout
 from .options import Option, defaults
+from .lengths import LengthGuard
 from .progress import progress
 from .store import (
     DEFAULT_CHUNK_ROWS,
@@ -56,6 +62,14 @@ OPTIONS = (
         workflow="training.device",
     ),
     Option("split", None, help="embed one split of a dataset store", choices=("train", "validation", "test")),
+    Option(
+        "min_length",
+        None,
+        int,
+        "skip contigs shorter than BP (default: for FASTA the model's training floor, the length its "
+        "training data was selected at; for a store 0, every row); 0 embeds every contig",
+        metavar="BP",
+    ),
 )
 DEFAULTS = defaults(OPTIONS)
 DEFAULT_BATCH_SIZE = DEFAULTS["batch_size"]
@@ -246,9 +260,14 @@ def embed_store(
     threads: int | None = None,
     split: str | None = None,
     model_dir: str | os.PathLike | None = None,
+    min_length: int | None = None,
 ) -> Path:
-    """Embed every row of a k-mer store (or one split of a dataset store) in the store's order."""
+    """Embed every row of a k-mer store (or one split of a dataset store) in the store's order.
+
+    Rows shorter than ``min_length`` are skipped (none by default: stores are selected already).
+    """
     _set_threads(threads)
+    guard = LengthGuard(model.training_lengths, min_length, str(store_path), skip_by_default=False)
     store = KmerStore(store_path)
     reader = f"the model {model_dir}" if model_dir else "the model"
     require_groups(tuple(model.input_ks), store.layout, where=str(store_path), reader=reader, holder="the store")
@@ -277,9 +296,14 @@ def embed_store(
                 if rows is not None:
                     matrix, lengths, ids = matrix[rows], lengths[rows], ids[rows]
                     extras = {name: values[rows] for name, values in extras.items()}
-                z = model.embed(matrix, store.layout, lengths=lengths, batch_size=batch_size)
-                writer.append(ids, lengths, z, **extras)
                 bar.update(len(ids))
+                if not (keep := guard.keep(lengths)).all():
+                    matrix, lengths, ids = matrix[keep], lengths[keep], ids[keep]
+                    extras = {name: values[keep] for name, values in extras.items()}
+                if len(ids):
+                    z = model.embed(matrix, store.layout, lengths=lengths, batch_size=batch_size)
+                    writer.append(ids, lengths, z, **extras)
+    guard.report()
     return Path(out)
 
 
@@ -290,12 +314,18 @@ def embed_fasta(
     batch_size: int = DEFAULT_BATCH_SIZE,
     threads: int | None = None,
     model_dir: str | os.PathLike | None = None,
+    min_length: int | None = None,
 ) -> Path:
-    """Count FASTA records with the store's kernel (only the model's groups) and embed them."""
+    """Count FASTA records with the store's kernel (only the model's groups) and embed them.
+
+    Records shorter than ``min_length`` (default: the model's training floor) are skipped.
+    """
     from .count import count_chunks
 
     _set_threads(threads)
     paths = [Path(p) for p in fasta_paths]
+    where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)"
+    guard = LengthGuard(model.training_lengths, min_length, where, skip_by_default=True)
     layout = Layout(tuple(model.input_ks))
     attrs = {
         **_model_attrs(model, model_dir),
@@ -305,9 +335,13 @@ def embed_fasta(
     with EmbeddingsWriter(out, model.latent_dim, attrs=attrs) as writer:
         with progress("embed", unit="contigs") as bar:
             for ids, lengths, counts in count_chunks(paths, layout=layout, threads=threads or 1):
-                z = model.embed(counts, layout, lengths=lengths, batch_size=batch_size)
-                writer.append(ids, lengths, z)
                 bar.update(len(ids))
+                if not (keep := guard.keep(lengths)).all():
+                    ids, lengths, counts = ids[keep], lengths[keep], counts[keep]
+                if len(ids):
+                    z = model.embed(counts, layout, lengths=lengths, batch_size=batch_size)
+                    writer.append(ids, lengths, z)
+    guard.report()
     return Path(out)
 
 
@@ -320,8 +354,12 @@ def embed_path(
     threads: int | None = DEFAULTS["threads"],
     split: str | None = DEFAULTS["split"],
     device: str = DEFAULTS["device"],
+    min_length: int | None = DEFAULTS["min_length"],
 ) -> Path:
-    """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json)."""
+    """Embed a k-mer store or FASTA file(s) with the model in ``model_dir`` (dispatch on zarr.json).
+
+    ``min_length``: see :mod:`kmervae.lengths` (None: the FASTA default, the training floor).
+    """
     from .model import load_model
 
     model = to_device(load_model(model_dir, weights=weights), device)
@@ -330,23 +368,33 @@ def embed_path(
         if not Path(p).exists():
             raise KmervaeError(f"{p}: no such file or store")
     if len(inputs) == 1 and is_store(inputs[0]):
-        return embed_store(model, inputs[0], out, batch_size, threads, split=split, model_dir=model_dir)
+        return embed_store(
+            model, inputs[0], out, batch_size, threads, split, model_dir=model_dir, min_length=min_length
+        )
     if any(is_store(p) for p in inputs):
         raise KmervaeError(f"{inputs[0]}: embed one k-mer store at a time, or any number of FASTA files")
     if split:
         raise KmervaeError(f"{inputs[0]}: --split needs a dataset store, not FASTA")
-    return embed_fasta(model, inputs, out, batch_size, threads, model_dir=model_dir)
+    return embed_fasta(model, inputs, out, batch_size, threads, model_dir=model_dir, min_length=min_length)
 
 
 def embed_sequences(model, seqs: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """Library call: ``z_mean`` (float32, n x latent) of sequences given as strings (any iterable).
 
     Sequences are counted and embedded ``batch_size`` at a time, so memory beyond the
-    result is bounded however many are given.
+    result is bounded however many are given. Every sequence is embedded (row i is
+    sequence i); a warning counts those outside the model's training lengths.
     """
     from itertools import islice
 
     from .count import count_sequences
+
+    if isinstance(seqs, (str, bytes)):
+        raise KmervaeError(
+            f"embed_sequences takes an iterable of sequences, not one {type(seqs).__name__} "
+            f"({len(seqs)} characters): pass [sequence]"
+        )
+    guard = LengthGuard(model.training_lengths, 0, "embed_sequences", skip_by_default=False)
 
     layout = Layout(tuple(model.input_ks))
     parts = []
@@ -354,7 +402,9 @@ def embed_sequences(model, seqs: Iterable[str], batch_size: int = DEFAULT_BATCH_
     while batch := list(islice(it, batch_size)):
         counts = count_sequences(batch, layout)
         lengths = np.array([len(s) for s in batch], dtype=np.int64)
+        guard.keep(lengths)
         parts.append(
             np.asarray(model.embed(counts, layout, lengths=lengths, batch_size=batch_size), dtype=np.float32)
         )
+    guard.report()
     return np.concatenate(parts) if parts else np.empty((0, int(model.latent_dim)), dtype=np.float32)

@@ -345,6 +345,14 @@ QUERY_OPTIONS = (
         help="where --fasta queries are embedded (default: CUDA if present)",
         choices=("auto", "cpu", "cuda"),
     ),
+    Option(
+        "min_length",
+        None,
+        int,
+        "skip --fasta queries shorter than BP (default: the model's training floor, the length its "
+        "training data was selected at); 0 queries every contig",
+        metavar="BP",
+    ),
 )
 QUERY_DEFAULTS = defaults(QUERY_OPTIONS)
 
@@ -361,12 +369,14 @@ def query_index(
     threads: int | None = QUERY_DEFAULTS["threads"],
     batch_size: int = 1024,
     device: str = QUERY_DEFAULTS["device"],
+    min_length: int | None = QUERY_DEFAULTS["min_length"],
 ) -> int:
     """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
 
     Queries by ``ids`` leave the query itself out of its own neighbours (other contigs with
     identical vectors stay). FASTA queries are embedded first with ``model_dir``, which
-    must be the model the index was built from. Returns the number of rows written.
+    must be the model the index was built from; those shorter than ``min_length`` (default:
+    its training floor, :mod:`kmervae.lengths`) are skipped. Returns the rows written.
     """
     if sum((bool(ids), bool(fasta), embeddings is not None)) != 1:
         raise KmervaeError("give exactly one of --ids, --fasta or --embeddings")
@@ -406,6 +416,7 @@ def query_index(
             from .count import count_chunks
             from .embed import to_device
             from .kmers import Layout
+            from .lengths import LengthGuard
             from .model import load_model
 
             model = to_device(load_model(model_dir, weights=weights), device)
@@ -414,11 +425,16 @@ def query_index(
                 model.weights_hash, index.model_weights_hash,
             )
             layout = Layout(tuple(model.input_ks))
+            guard = LengthGuard(model.training_lengths, min_length, str(fasta[0]), skip_by_default=True)
             for chunk_ids, lengths, counts in count_chunks(
                 [Path(p) for p in fasta], layout=layout, threads=threads or 1
             ):
+                if not (keep := guard.keep(lengths)).any():
+                    continue
+                chunk_ids, lengths, counts = chunk_ids[keep], lengths[keep], counts[keep]
                 z = model.embed(counts, layout, lengths=lengths)
                 index.check_queries(np.asarray(z), f"model {model_dir}")
                 yield chunk_ids, *index.search(z, k)
+            guard.report()
 
     return write_neighbours(out, index, batches())

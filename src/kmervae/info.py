@@ -255,7 +255,19 @@ def describe_weights(path: Path) -> dict:
         "elements": elements,
         "config_hash": meta.get("config_hash"),
         "weights_hash": _weights_hash(meta),
+        "training_lengths": _training_lengths(meta, path),
     }
+
+
+def _training_lengths(meta: dict, path: Path) -> dict | None:
+    """The training split's length summary a weight file records (kmervae.lengths), or None."""
+    from .lengths import METADATA_KEY, from_metadata
+
+    text = meta.get(METADATA_KEY)
+    try:
+        return from_metadata(text, str(path)) if text is not None else None
+    except KmervaeError:
+        return None
 
 
 def read_history(path: Path) -> list[dict]:
@@ -651,6 +663,11 @@ def _render_model(info: dict) -> list[str]:
             f"  data       {d['path']}: {d['train_rows']:,} training, "
             f"{d['validation_rows']:,} validation rows"
         )
+    lengths = next((w["training_lengths"] for w in info["weights"].values() if w["training_lengths"]), None)
+    if lengths:
+        from .lengths import describe
+
+        lines.append(f"  lengths    trained on {describe(lengths)}")
     state = "finished" if t["finished"] else "not finished"
     lines.append(f"  epochs     {t['epochs']} of {t['epochs_planned']} ({state})")
     if "best_epoch" in t:

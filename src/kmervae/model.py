@@ -1,7 +1,8 @@
 """Models on disk: build a VAE from a config, save its weights, load a trained model directory.
 
 A model directory holds ``config.yaml`` and ``best.safetensors`` / ``final.safetensors``
-(plain tensors, metadata: the config and its hash). Weight files are written byte for byte
+(plain tensors; metadata: the config and its hash, and the training split's lengths, see
+:mod:`kmervae.lengths`). Weight files are written byte for byte
 the same for the same tensors and config, and a model is identified downstream by its
 config hash and by :func:`weights_hash`, the hash of its weight file (embeddings and
 indexes carry both). Weight files written before the model code was reorganised (other
@@ -86,6 +87,17 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise KmervaeError(f"{path}: not a safetensors weight file ({first})") from None
 
 
+def read_training_lengths(path: Path) -> dict | None:
+    """The training split's length summary recorded in a weight file (None when it has none)."""
+    from safetensors import safe_open
+
+    from .lengths import METADATA_KEY, from_metadata
+
+    with safe_open(str(path), "pt") as fh:
+        text = (fh.metadata() or {}).get(METADATA_KEY)
+    return from_metadata(text, str(path)) if text is not None else None
+
+
 def weights_hash(path: str | os.PathLike) -> str:
     """A short hash of a weight file's bytes: identifies one trained model."""
     digest = hashlib.sha256()
@@ -112,6 +124,7 @@ def load_model(model_dir: str | os.PathLike, weights: str = "best") -> VAE:
     model.load_state_dict(state)
     model.model_dir = str(model_dir)
     model.weights_hash = weights_hash(weights_path)
+    model.training_lengths = read_training_lengths(weights_path)
     return model.eval()
 
 
@@ -135,11 +148,18 @@ def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str]) 
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, config: dict) -> None:
-    """Write plain tensors as safetensors (atomically), with the config and its hash as metadata."""
+    """Write plain tensors as safetensors (atomically), with the config and its hash as metadata.
+
+    A model with ``training_lengths`` (set by training) records them too
+    (:mod:`kmervae.lengths`).
+    """
     from .atomic import atomic_path
+    from .lengths import METADATA_KEY, to_metadata
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"config_hash": config_hash(config), "config": json.dumps(canonical(config), sort_keys=True)}
+    if getattr(model, "training_lengths", None):
+        metadata[METADATA_KEY] = to_metadata(model.training_lengths)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(safetensors_bytes(state, metadata))
 

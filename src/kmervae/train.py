@@ -8,9 +8,15 @@ tensor, matching a single process on the same global batch within float rounding
 
 Warm-up (``loss.warmup_epochs`` = W): epoch e (0-based) trains with β·min(1, e/W), so
 epochs 0..W-1 are warm-up and epoch W is the first with the final β. The plateau
-scheduler is not stepped during warm-up and starts fresh at epoch W, and the
-best-checkpoint tracking restarts there: ``best.safetensors`` is the best *post*-warm-up
-epoch, and a warm-up epoch only when the run never got past warm-up.
+scheduler is not stepped during warm-up and starts fresh at epoch W, and the best
+checkpoint is chosen from epoch W on only: ``best.safetensors`` is the best *post*-warm-up
+epoch (a warm-up epoch is never "best", its loss has a smaller β), and when every epoch
+is in warm-up it is the final weights, as the log says.
+
+The run's log warns about settings that make a run say less than it seems to: a batch
+larger than the training split, every epoch inside the β warm-up, a validation split
+of fewer than :data:`MIN_VALIDATION_ROWS` rows. The weight files record the lengths of the
+training contigs (:mod:`kmervae.lengths`), which embedding checks its input against.
 
 Outputs in ``out_dir`` (rank 0 writes, every file atomically; ``train.log`` ends with the
 weights hashes that embeddings and indexes carry): ``config.yaml``,
@@ -47,6 +53,8 @@ from .atomic import atomic_path, files_directory, prepare_output
 from .config import canonical, config_hash, dump, resolve
 from .data import DatasetBatches
 from .errors import KmervaeError
+from .lengths import describe as describe_lengths
+from .lengths import training_lengths
 from .model import build_model, save_weights, upgrade_state, weights_hash
 from .progress import progress
 from .vae.losses import LossOutput
@@ -59,6 +67,8 @@ CHECKPOINT_VERSION = 1
 #: config keys that may change when resuming (they do not change what was trained so far)
 RESUMABLE_CHANGES = {("training", "epochs"), ("training", "eval_batch_size")}
 CURVES_EVERY_SECONDS = 60.0
+#: a validation split with fewer rows gives a noisy validation loss (and best epoch): warned
+MIN_VALIDATION_ROWS = 100
 #: what a model directory holds (and Snakemake's mark on a finished directory output); an
 #: existing directory is replaced or trained into only when it holds nothing else
 MODEL_DIR = files_directory(
@@ -577,9 +587,14 @@ class _Run:
         )
 
     def announce(self) -> None:
+        """Rank 0: config.yaml, the data and model lines of the log, the training lengths, warnings."""
         with atomic_path(self.out_dir / "config.yaml") as tmp:
             tmp.write_text(dump(self.config))
         log.info("%s", self.data.describe())
+        self.model.training_lengths = training_lengths(self.data_path, self.config["training"]["train_split"])
+        summary = describe_lengths(self.model.training_lengths)
+        log.info("training split: %s (recorded in the weight files)", summary)
+        self.warn_small()
         log.info(
             "model %s (%s parameters), device %s, %d rank(s), %d thread(s), %s",
             self.model.config_hash,
@@ -589,6 +604,32 @@ class _Run:
             torch.get_num_threads(),
             self.config["training"]["precision"],
         )
+
+    def warn_small(self) -> None:
+        """Warnings about a batch, a warm-up or a validation split that make the run less than it seems."""
+        t, warmup = self.config["training"], self.config["loss"]["warmup_epochs"]
+        if t["batch_size"] > self.data.n_train:
+            log.warning(
+                "training.batch_size %d is larger than the %d rows of the training split: "
+                "every epoch is one batch (one optimizer step)",
+                t["batch_size"],
+                self.data.n_train,
+            )
+        if t["epochs"] <= warmup:
+            log.warning(
+                "all %d epochs are in the β warm-up (loss.warmup_epochs %d): β never reaches %g, "
+                "and best.safetensors will be the final weights",
+                t["epochs"],
+                warmup,
+                self.config["loss"]["beta"],
+            )
+        if self.data.n_val < MIN_VALIDATION_ROWS:
+            log.warning(
+                "the validation split has only %d rows (fewer than %d): the validation loss, and so "
+                "the best epoch, is noisy",
+                self.data.n_val,
+                MIN_VALIDATION_ROWS,
+            )
 
     def fit(self, stop_after_epoch: int | None) -> Path:
         t = self.config["training"]
@@ -615,7 +656,12 @@ class _Run:
             if self.scheduler is not None:
                 self.scheduler = make_plateau(self.optimizer, self.config)
             self.best = {"score": math.inf, "epoch": 0}
-            log.info("β warm-up over after epoch %d: plateau scheduler and best checkpoint reset", epoch)
+            log.info(
+                "β warm-up over after epoch %d: plateau scheduler reset; the best checkpoint is chosen "
+                "from epoch %d on",
+                epoch,
+                epoch + 1,
+            )
         if t["schedule"] == "cosine":
             lr = cosine_lr(self.config, epoch)
         elif t["schedule"] == "constant":
@@ -645,7 +691,8 @@ class _Run:
         val = self.validate(beta, epoch)
         if self.scheduler is not None and not in_warmup(self.config, epoch):
             self.scheduler.step(val["val_loss"])
-        improved = val["val_loss"] < self.best["score"]
+        # a warm-up epoch is never the best: its loss has a smaller β than the final one
+        improved = not in_warmup(self.config, epoch) and val["val_loss"] < self.best["score"]
         if improved:
             self.best = {"score": float(val["val_loss"]), "epoch": epoch + 1}
         n = sums[3]
@@ -713,13 +760,21 @@ class _Run:
         )
 
     def finish(self, end: int) -> None:
-        """Rank 0: final history and curves; final (and, if none yet, best) weights when all epochs ran."""
+        """Rank 0: final history and curves; final weights when all epochs ran (and best = final
+        when no epoch after the β warm-up ran)."""
+        finished = end == self.config["training"]["epochs"]
+        # no epoch after the β warm-up: best = final (a warm-up epoch is never the best)
+        best_is_final = finished and self.best["epoch"] <= self.config["loss"]["warmup_epochs"]
+        if best_is_final:
+            self.best = {"score": float(self.history[-1]["val_loss"]), "epoch": end}
+            self.history[-1]["best"] = True
         write_history(self.out_dir / "history.tsv", self.history)
         plot_curves(self.out_dir, self.history, self.config)
-        if end == self.config["training"]["epochs"]:
+        if finished:
             save_weights(self.model, self.out_dir / "final.safetensors", self.config)
-            if not (self.out_dir / "best.safetensors").exists():
+            if best_is_final:
                 save_weights(self.model, self.out_dir / "best.safetensors", self.config)
+                log.info("all %d epochs were in the β warm-up: best = final (epoch %d)", end, end)
             log.info(
                 "finished %d epochs; best epoch %d (validation loss %.4f); weights best %s, final %s",
                 end,

@@ -70,6 +70,7 @@ class VAE(nn.Module):
         self.config_hash = config_hash(config)
         self.model_dir = ""  # where it was loaded from (kmervae.model.load_model)
         self.weights_hash: str | None = None  # hash of the weight file it was loaded from
+        self.training_lengths: dict | None = None  # the training split's lengths (kmervae.lengths)
         self.inputs = InputSpec(config)
         self.input_ks: tuple[int, ...] = self.inputs.read_ks
         self.input_layout = self.inputs.read_layout
