@@ -112,8 +112,7 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
 def remove_own_temporaries() -> None:
     """Remove every temporary this process named that still exists (when a signal stops it
     where no context manager could clean up, e.g. inside a writer's constructor)."""
-    while _OWN_TEMPORARIES:
-        tmp = _OWN_TEMPORARIES.pop()
+    for tmp in list(_OWN_TEMPORARIES):  # kept: a second call removes what a late write recreated
         with contextlib.suppress(OSError):
             _remove(tmp)
 

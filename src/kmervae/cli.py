@@ -149,8 +149,37 @@ def _after_signal() -> None:
     from .atomic import remove_own_temporaries
 
     remove_own_temporaries()
+    if _drain_zarr_loop():  # a write still running on zarr's I/O thread may recreate a temporary
+        remove_own_temporaries()
     warnings.simplefilter("ignore")
     logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+
+
+def _drain_zarr_loop(timeout: float = 10.0) -> bool:
+    """Wait (bounded) for the coroutines on zarr's event loop; whether there was one to wait for.
+
+    zarr runs its store writes on its own I/O thread (and their file operations in that
+    loop's executor threads): when a signal unwinds the main thread, a write it had handed
+    over may still be creating files inside the temporary output."""
+    import asyncio
+
+    sync = sys.modules.get("zarr.core.sync")
+    loop = getattr(sync, "loop", [None])[0] if sync is not None else None
+    if loop is None or not loop.is_running():
+        return False
+
+    async def pending():
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        # file writes run in the loop's executor threads, which finish even after a cancel
+        await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), timeout)
+
+    try:
+        asyncio.run_coroutine_threadsafe(pending(), loop).result(timeout + 1)
+    except Exception:  # noqa: BLE001 - best effort on the way out; the removal runs regardless
+        pass
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
