@@ -14,6 +14,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", metavar="MODEL_DIR", help="model for --fasta (the index's model)")
     parser.add_argument("--weights", choices=("best", "final"), default="best")
     parser.add_argument("-k", type=int, default=50, help="neighbours per query (default 50)")
+    parser.add_argument("--nprobe", type=int, help="IVF lists searched per query (default: the index's)")
+    parser.add_argument(
+        "--rerank", type=int, help="IVF-SQ8/PQ re-rank factor (default: the index's; 0 = approximate)"
+    )
+    parser.add_argument(
+        "--rerank-from", metavar="EMB.zarr", help="store to re-rank from (default: the one indexed)"
+    )
     parser.add_argument("-o", "--output", required=True, metavar="neighbours.tsv")
     parser.add_argument("--threads", type=int, default=None)
 
@@ -25,6 +32,9 @@ def run(args) -> int:
         args.index,
         args.output,
         k=args.k,
+        nprobe=args.nprobe,
+        rerank=args.rerank,
+        rerank_from=args.rerank_from,
         ids=args.ids,
         fasta=args.fasta,
         model_dir=args.model,
