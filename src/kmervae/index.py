@@ -43,7 +43,7 @@ PQ_NBITS = 8
 DEFAULT_RERANK = {"ivf-sq8": 4, "ivf-pq": 8}
 #: queries per batch when re-ranking from the store: each batch reads every store chunk
 #: holding a candidate once, so bigger batches share the reads
-RERANK_QUERY_BATCH = 16384
+RERANK_QUERY_BATCH = 65536
 
 
 @dataclass
@@ -155,7 +155,7 @@ def plan_index(n: int, dim: int, params: IndexParams, id_chars: int = 0) -> Inde
         fits = [m for m in choices if size("ivf-pq", m) <= budget]
         if not fits and params.kind == "auto":
             raise KmervaeError(
-                f"{n} vectors of width {dim} need at least {size('ivf-pq', choices[-1]) / 2**30:.2f} GB "
+                f"{n} vectors of width {dim} need at least {size('ivf-pq', choices[-1]) / 2**30:.3g} GB "
                 f"as the smallest IVF-PQ index, above the memory budget of {params.memory_gb} GB: "
                 "raise --memory-gb (index.memory_gb)"
             )
@@ -234,6 +234,10 @@ def make_index(
     else:
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, int(plan.pq_m), PQ_NBITS, faiss_metric)
         index.pq.cp.seed = int(params.seed)
+        # FAISS' k-means is slow in a sub-quantizer's few dimensions: 64 points per code word
+        # (16,384) and 15 iterations train the codebooks well enough for a re-ranked index
+        index.pq.cp.max_points_per_centroid = 64
+        index.pq.cp.niter = 15
     index.cp.seed = int(params.seed)
     if train_vectors is None or len(train_vectors) < nlist:
         raise KmervaeError(f"an IVF index with {nlist} lists needs at least {nlist} training vectors")
@@ -532,23 +536,28 @@ class LoadedIndex:
         width = min(k + 1 + 8, self.n)
         while len(todo):
             raw, labels = self.index.search(x[todo], width)
-            dist = to_distance(raw, self.metric)
-            again = []
-            for row, q in enumerate(todo):
-                keep = (labels[row] >= 0) & (labels[row] != exclude[q])
-                pos, d = labels[row][keep], dist[row][keep]
-                # complete when everything was returned, or when something farther than the
-                # k-th neighbour was returned (so nothing unreturned can tie with it)
-                # (or when an IVF index ran out of vectors in the lists it probes: -1 labels)
-                complete = width >= self.n or (labels[row] < 0).any()
-                complete = complete or (len(pos) > k and np.sort(d)[k - 1] < d.max())
-                if not complete:
-                    again.append(q)
-                    continue
-                order = np.lexsort((self.ids[pos], d))[: min(k, len(pos))]
-                out_pos[q, : len(order)] = pos[order]
-                out_dist[q, : len(order)] = d[order]
-            todo = np.asarray(again, dtype=np.int64)
+            keep = (labels >= 0) & (labels != exclude[todo, None])
+            dist = np.where(keep, to_distance(raw, self.metric), np.inf)
+            order = np.argsort(dist, axis=1, kind="stable")
+            ranked = np.take_along_axis(dist, order, 1)
+            count = keep.sum(axis=1)
+            # complete when everything was returned, or when something farther than the k-th
+            # neighbour was returned (so nothing unreturned can tie with it), or when an IVF
+            # index ran out of vectors in the lists it probes (-1 labels)
+            farthest = np.where(keep, dist, -np.inf).max(axis=1)
+            beyond = (count > k) & (ranked[:, min(k, width) - 1] < farthest)
+            complete = (width >= self.n) | (labels < 0).any(axis=1) | beyond
+            top = min(k, width)
+            head = ranked[:, : top + 1]
+            tied = ((head[:, 1:] == head[:, :-1]) & np.isfinite(head[:, 1:])).any(axis=1)
+            for row in np.flatnonzero(complete):
+                q = todo[row]
+                if tied[row]:  # equal distances: by ID, not in FAISS' order
+                    order[row] = np.lexsort((self.ids[np.maximum(labels[row], 0)], dist[row]))
+                n_found = min(top, int(count[row]))
+                out_pos[q, :n_found] = labels[row, order[row, :n_found]]
+                out_dist[q, :n_found] = dist[row, order[row, :n_found]]
+            todo = todo[~complete]
             width = min(width * 2, self.n)
         return out_pos, out_dist
 
