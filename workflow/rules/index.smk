@@ -16,10 +16,11 @@ rule index:
         "../../envs/evaluate.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards: int(config["index"]["memory_gb"] * 1024) + 2048,
         runtime=120,
     params:
         metric=config["index"]["metric"],
         kind=config["index"]["kind"],
+        memory_gb=config["index"]["memory_gb"],
     script:
         "../scripts/index.py"
