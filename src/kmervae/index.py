@@ -7,10 +7,13 @@ the embeddings it was built from). Loading checks all three agree.
 
 Metrics: ``cosine`` indexes L2-normalised vectors with inner product and reports the
 cosine distance 1 - cos; ``l2`` reports the Euclidean distance (FAISS' squared L2,
-square-rooted). ``auto`` builds an exact flat index up to ``exact_max`` vectors and an
-HNSW index above it. Query results are sorted by (distance, neighbour ID), and the
-search widens until no tie at the k-th distance can be cut off, so output does not
-depend on FAISS' internal order.
+square-rooted). ``auto`` builds an exact flat index up to ``exact_max`` vectors; above
+that, or when flat does not fit ``memory_gb``, the most accurate of IVF-flat, IVF-SQ8 and
+IVF-PQ whose :func:`estimate_bytes` fits (:func:`plan_index`). IVF-SQ8 and IVF-PQ keep
+only codes: their ``k * rerank`` best candidates are re-ranked with the exact vectors,
+read chunk by chunk from the embeddings store the index was built from. Query results
+are sorted by (distance, neighbour ID), and the search widens until no tie at the k-th
+distance can be cut off, so output does not depend on FAISS' internal order.
 """
 
 from __future__ import annotations
