@@ -46,7 +46,7 @@ PQ_NBITS = 8
 DEFAULT_RERANK = {"ivf-sq8": 4, "ivf-pq": 8}
 #: queries per batch when re-ranking from the store: each batch reads every store chunk
 #: holding a candidate once, so bigger batches share the reads
-RERANK_QUERY_BATCH = 65536
+RERANK_QUERY_BATCH = 16384
 
 
 @dataclass
