@@ -568,8 +568,9 @@ class LoadedIndex:
 def exact_distances(emb: Embeddings, x: np.ndarray, pos: np.ndarray, metric: str) -> np.ndarray:
     """Exact distances of prepared queries ``x`` to their candidate rows ``pos`` (-1: none, inf).
 
-    The rows are read from the store chunk by chunk, each chunk holding a candidate once,
-    so memory is one chunk plus the candidates' distances, however large the store.
+    The rows are read from the store chunk by chunk (up to 8 neighbouring chunks a read,
+    decoded together), each chunk holding a candidate once, so memory is a few chunks plus
+    the candidates' distances, however large the store.
     """
     nq, width = pos.shape
     out = np.full(nq * width, np.inf, dtype=np.float32)
@@ -577,19 +578,28 @@ def exact_distances(emb: Embeddings, x: np.ndarray, pos: np.ndarray, metric: str
     pairs = np.flatnonzero(flat >= 0)
     pairs = pairs[np.argsort(flat[pairs], kind="stable")]
     rows = flat[pairs]
-    chunk = rows // emb.chunk_rows
-    starts = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1]]) if len(rows) else []
-    for a, b in zip(starts, [*starts[1:], len(rows)]):
-        lo = int(chunk[a]) * emb.chunk_rows
-        block = prepare(emb.z_mean(lo, lo + emb.chunk_rows), metric)
-        for s in range(a, b, 65536):
-            e = min(s + 65536, b)
-            v, q = block[rows[s:e] - lo], x[pairs[s:e] // width]
-            if metric == "cosine":
-                out[pairs[s:e]] = 1.0 - np.einsum("ij,ij->i", v, q)
-            else:
-                out[pairs[s:e]] = np.sqrt(np.maximum(np.einsum("ij,ij->i", v - q, v - q), 0))
+    chunks, first = np.unique(rows // emb.chunk_rows, return_index=True)
+    bounds = np.r_[first, len(rows)]
+    i = 0
+    while i < len(chunks):
+        j = i + 1
+        while j < len(chunks) and chunks[j] == chunks[j - 1] + 1 and j - i < 8:
+            j += 1
+        lo = int(chunks[i]) * emb.chunk_rows
+        block = emb.z_mean(lo, (int(chunks[j - 1]) + 1) * emb.chunk_rows)
+        for s in range(bounds[i], bounds[j], 65536):
+            e = min(s + 65536, bounds[j])
+            out[pairs[s:e]] = _distances(block[rows[s:e] - lo], x[pairs[s:e] // width], metric)
+        i = j
     return out.reshape(nq, width)
+
+
+def _distances(v: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """Row-wise distances of raw vectors ``v`` to prepared queries ``q``."""
+    if metric == "cosine":
+        norms = np.sqrt(np.einsum("ij,ij->i", v, v))
+        return 1.0 - np.einsum("ij,ij->i", v, q) / np.where(norms == 0, 1.0, norms)
+    return np.sqrt(np.maximum(np.einsum("ij,ij->i", v - q, v - q), 0))
 
 
 def write_neighbours(path: str | os.PathLike, index: LoadedIndex, batches) -> int:
