@@ -457,3 +457,20 @@ def test_reranking_needs_its_store(tmp_path, capsys):
     write_embeddings(tmp_path / "other.zarr", z[:1000], step=1000)
     assert main([*query, "--rerank-from", str(tmp_path / "other.zarr")]) == 2
     assert "not the embeddings" in capsys.readouterr().err
+
+
+def test_ivf_search_returns_what_its_probed_lists_hold(tmp_path):
+    # far-apart clusters: with nprobe 1 a query sees the vectors of its own list and no more
+    rng = np.random.default_rng(17)
+    centres = np.eye(8, dtype=np.float32)[:4] * 100
+    z = (centres[np.repeat(np.arange(4), 50)] + rng.normal(size=(200, 8))).astype(np.float32)
+    write_embeddings(tmp_path / "e.zarr", z, step=200)
+    build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", IndexParams(metric="l2", kind="ivf", ivf_nlist=4))
+    index = LoadedIndex(tmp_path / "i.faiss", nprobe=1)
+    lists = index.index.quantizer.search(np.vstack([z, centres[[2]]]), 1)[1].ravel()
+    members = np.flatnonzero(lists[:-1] == lists[-1])
+    pos, dist = index.search(centres[[2]], len(members) + 30)
+    assert sorted(pos[0, : len(members)]) == list(members)
+    assert np.all(pos[0, len(members) :] == -1) and np.all(np.isinf(dist[0, len(members) :]))
+    _, d = brute_force(z, centres[[2]], 1, "l2")
+    np.testing.assert_allclose(dist[0, : len(members)], np.sort(d[0, members]), atol=1e-4)
