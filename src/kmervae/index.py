@@ -568,9 +568,9 @@ class LoadedIndex:
 def exact_distances(emb: Embeddings, x: np.ndarray, pos: np.ndarray, metric: str) -> np.ndarray:
     """Exact distances of prepared queries ``x`` to their candidate rows ``pos`` (-1: none, inf).
 
-    The rows are read from the store chunk by chunk (up to 8 neighbouring chunks a read,
-    decoded together), each chunk holding a candidate once, so memory is a few chunks plus
-    the candidates' distances, however large the store.
+    The rows are read from the store chunk by chunk, each chunk holding a candidate once,
+    so memory is one chunk plus the candidates' distances, however large the store.
+    (Reading 8 neighbouring chunks at once was no faster here and peaked 200 MB higher.)
     """
     nq, width = pos.shape
     out = np.full(nq * width, np.inf, dtype=np.float32)
@@ -580,17 +580,12 @@ def exact_distances(emb: Embeddings, x: np.ndarray, pos: np.ndarray, metric: str
     rows = flat[pairs]
     chunks, first = np.unique(rows // emb.chunk_rows, return_index=True)
     bounds = np.r_[first, len(rows)]
-    i = 0
-    while i < len(chunks):
-        j = i + 1
-        while j < len(chunks) and chunks[j] == chunks[j - 1] + 1 and j - i < 8:
-            j += 1
-        lo = int(chunks[i]) * emb.chunk_rows
-        block = emb.z_mean(lo, (int(chunks[j - 1]) + 1) * emb.chunk_rows)
-        for s in range(bounds[i], bounds[j], 8192):  # 8,192 pairs: gathers of 12 MB at d = 384
-            e = min(s + 8192, bounds[j])
+    for c, a, b in zip(chunks, bounds[:-1], bounds[1:]):
+        lo = int(c) * emb.chunk_rows
+        block = emb.z_mean(lo, lo + emb.chunk_rows)
+        for s in range(a, b, 8192):  # 8,192 pairs a step: gathers of 12 MB at d = 384
+            e = min(s + 8192, b)
             out[pairs[s:e]] = _distances(block[rows[s:e] - lo], x[pairs[s:e] // width], metric)
-        i = j
     return out.reshape(nq, width)
 
 
