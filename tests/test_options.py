@@ -101,7 +101,7 @@ def test_the_schema_defaults_are_the_options_workflow_defaults():
             assert plain(node["default"]) == plain(option.expected_workflow_default), (stage, option.workflow)
             checked.add(option.workflow)
     defaults = IndexParams()
-    for key in ("metric", "kind"):
+    for key in ("metric", "kind", "memory_gb"):
         assert schema_node(f"index.{key}")["default"] == getattr(defaults, key)
         checked.add(f"index.{key}")
     # the other way round: every defaulted key of the stages' sections belongs to an option

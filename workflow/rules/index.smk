@@ -16,11 +16,12 @@ rule index:
         "../../envs/evaluate.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wildcards: int(config["index"]["memory_gb"] * 1024) + 2048,
         runtime=120,
     params:
         metric=config["index"]["metric"],
         kind=config["index"]["kind"],
+        memory_gb=config["index"]["memory_gb"],
     shell:
         "kmervae index {input.embeddings:q} -o {output.index:q} --metric {params.metric}"
-        " --kind {params.kind} > {log:q} 2>&1"
+        " --kind {params.kind} --memory-gb {params.memory_gb} > {log:q} 2>&1"
