@@ -454,6 +454,7 @@ class LoadedIndex:
             emb = Embeddings(path)
             same = emb.n == self.n and emb.latent_dim == self.dim
             same = same and (emb.model_config_hash or None) == (self.model_config_hash or None)
+            same = same and (emb.model_weights_hash or None) == (self.model_weights_hash or None)
             if same:  # the ends of the ID list too: a cheap check of the row order
                 same = list(emb.ids(0, 1)) == [self.ids[0]] and list(emb.ids(self.n - 1)) == [self.ids[-1]]
             if not same:
