@@ -245,3 +245,17 @@ def test_a_query_from_a_cluster_absent_from_the_index_is_flagged(tmp_path, metri
     assert not frame.set_index("query_id").loc[[f"near{i}" for i in range(20)], "no_close_match"].any()
     with pytest.raises(KmervaeError, match="no-match-quantile must be between 0 and 1"):
         kmervae.neighbours(tmp_path / "i.faiss", embeddings=tmp_path / "q.zarr", no_match_quantile=1.5)
+
+
+def test_embeddings_of_one_counted_sample_carry_its_name_into_the_index(two_samples, tmp_path):
+    d = two_samples
+    torch.manual_seed(0)
+    config = cfg.resolve({"input": {"ks": [3, 2, 1]}, "model": {"hidden": [8], "latent": 4}})
+    embed_store(build_model(config).eval(), d / "soil.zarr", tmp_path / "soil.e.zarr", model_dir=d / "m")
+    emb = open_embeddings(tmp_path / "soil.e.zarr")
+    assert not emb.has("sample") and set(emb.samples()) == {"soil"} and len(emb.samples(3, 7)) == 4
+    build_index(tmp_path / "soil.e.zarr", tmp_path / "s.faiss", IndexParams(metric="l2", kind="flat"))
+    frame = kmervae.neighbours(tmp_path / "s.faiss", ids=["seq20"], k=2)  # one sample: the bare ID is unique
+    assert set(frame["query_sample"]) == {"soil"} and set(frame["neighbour_sample"]) == {"soil"}
+    lengths = dict(zip(emb.ids(), emb.lengths()))
+    assert [lengths[i] for i in frame["neighbour_id"]] == list(frame["neighbour_length"])
