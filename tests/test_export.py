@@ -61,7 +61,9 @@ def run(tmp_path):
         "gc": counts[:, -1] / counts[:, -2:].sum(axis=1),  # 1-mers last: A/T then C/G
         "labels": labels,
         "map": pd.read_csv(tmp_path / "map" / "map.tsv", sep="\t", dtype={"id": str}).set_index("id"),
-        "neighbours": pd.read_csv(tmp_path / "nb.tsv", sep="\t", dtype={"query_id": str, "neighbour_id": str}),
+        "neighbours": pd.read_csv(
+            tmp_path / "nb.tsv", sep="\t", dtype={"query_id": str, "neighbour_id": str}
+        ),
     }
 
 

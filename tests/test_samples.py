@@ -97,11 +97,13 @@ def test_a_bare_id_in_two_samples_is_one_error_and_sample_colon_id_names_one(two
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "ambiguous" in err and "'lake'" in err and "'soil'" in err and not out.exists()
-    assert main(["query", "--index", str(d / "i.faiss"), "--ids", "lake:seq20", "-k", "3", "-o", str(out)]) == 0
+    named = ["query", "--index", str(d / "i.faiss"), "--ids", "lake:seq20", "-k", "3", "-o", str(out)]
+    assert main(named) == 0
     table = read(out)
     assert set(table["query_sample"]) == {"lake"} and set(table["query_id"]) == {"seq20"}
     assert (table["neighbour_sample"].iloc[0], table["neighbour_id"].iloc[0]) == ("soil", "seq20")
-    assert not ((table["neighbour_sample"] == "lake") & (table["neighbour_id"] == "seq20")).any()  # self left out
+    itself = (table["neighbour_sample"] == "lake") & (table["neighbour_id"] == "seq20")
+    assert not itself.any()  # the query is left out of its own list
     with pytest.raises(KmervaeError, match="'mud:seq20' is not in the index"):
         query_index(d / "i.faiss", out, ids=["mud:seq20"])
 
@@ -241,7 +243,9 @@ def test_a_query_from_a_cluster_absent_from_the_index_is_flagged(tmp_path, metri
         assert first.loc[name, "nearest_distance"] == pytest.approx(d, rel=1e-3, abs=1e-5)
         assert first.loc[name, "nearest_quantile"] == pytest.approx(np.mean(nn < d), abs=0.02)
     # a stricter threshold (the median) still passes the near ones
-    frame = kmervae.neighbours(tmp_path / "i.faiss", embeddings=tmp_path / "q.zarr", k=1, no_match_quantile=0.5)
+    frame = kmervae.neighbours(
+        tmp_path / "i.faiss", embeddings=tmp_path / "q.zarr", k=1, no_match_quantile=0.5
+    )
     assert not frame.set_index("query_id").loc[[f"near{i}" for i in range(20)], "no_close_match"].any()
     with pytest.raises(KmervaeError, match="no-match-quantile must be between 0 and 1"):
         kmervae.neighbours(tmp_path / "i.faiss", embeddings=tmp_path / "q.zarr", no_match_quantile=1.5)

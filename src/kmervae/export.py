@@ -48,7 +48,9 @@ DEFAULT_CHUNK_ROWS = 65536
 #: a neighbours table of an older kmervae (contigs by bare ID)
 NEIGHBOUR_COLUMNS = ["query", "rank", "neighbour", "distance"]
 #: the first columns of a `kmervae query` table (contigs by sample and ID)
-SAMPLE_NEIGHBOUR_COLUMNS = ["query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance"]
+SAMPLE_NEIGHBOUR_COLUMNS = [
+    "query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance"
+]  # fmt: skip
 
 
 def format_for(out: str | os.PathLike, fmt: str | None = None) -> str:
@@ -360,7 +362,8 @@ def _neighbour_header(path: Path) -> tuple[list[str], bool]:
         raise KmervaeError(f"{path}: no such neighbours table")
     with open(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
-    if header[: len(SAMPLE_NEIGHBOUR_COLUMNS)] == SAMPLE_NEIGHBOUR_COLUMNS and set(header) <= set(NEIGHBOUR_TYPES):
+    typed = set(header) <= set(NEIGHBOUR_TYPES)
+    if header[: len(SAMPLE_NEIGHBOUR_COLUMNS)] == SAMPLE_NEIGHBOUR_COLUMNS and typed:
         return header, True
     if header != NEIGHBOUR_COLUMNS:
         raise KmervaeError(

@@ -281,7 +281,9 @@ def _read_ids(ids_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
     fields = [line.split("\t") for line in body]
     bad = next((n for n, f in enumerate(fields) if len(f) != width), None)
     if bad is not None:
-        raise KmervaeError(f"{ids_path}: line {bad + 2} has {len(fields[bad])} fields, not {width}; rebuild the index")
+        raise KmervaeError(
+            f"{ids_path}: line {bad + 2} has {len(fields[bad])} fields, not {width}; rebuild the index"
+        )
     columns = list(zip(*fields)) if fields else [()] * width
     samples = np.array(columns[0], dtype=object).astype(str)
     ids = np.array(columns[1], dtype=object).astype(str)
@@ -348,7 +350,8 @@ class LoadedIndex:
         rows = by_id.get(query)
         if rows is None:
             raise KmervaeError(
-                f"{self.path}: query {query!r} is not in the index ({self.n} contigs; name one as ID or SAMPLE:ID)"
+                f"{self.path}: query {query!r} is not in the index "
+                f"({self.n} contigs; name one as ID or SAMPLE:ID)"
             )
         if len(rows) > 1:
             samples = sorted({self.samples[p] for p in rows})
@@ -476,7 +479,9 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_neighbours(path: str | os.PathLike, index: LoadedIndex, batches, no_match_quantile: float = 0.99) -> int:
+def write_neighbours(
+    path: str | os.PathLike, index: LoadedIndex, batches, no_match_quantile: float = 0.99
+) -> int:
     """neighbours.tsv (columns of :func:`neighbour_columns`, rank 1 = nearest), streamed from
     batches of (query samples, query ids, positions, distances). Returns the rows written."""
     rows = 0

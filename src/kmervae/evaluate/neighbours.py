@@ -94,7 +94,9 @@ def row_samples(emb: Embeddings, rows: np.ndarray) -> np.ndarray | None:
     return np.asarray(take_rows(emb.group["sample"], np.asarray(rows), emb.chunk_rows)).astype(str)
 
 
-def locate_in_store(store: KmerStore, ids: np.ndarray, source, samples: np.ndarray | None = None) -> np.ndarray:
+def locate_in_store(
+    store: KmerStore, ids: np.ndarray, source, samples: np.ndarray | None = None
+) -> np.ndarray:
     """Store row of each contig (first occurrence), scanning the store's IDs chunk by chunk.
 
     With ``samples`` and a store that has a sample column, a contig is its (sample, id) pair, so

@@ -179,7 +179,9 @@ def _labelled(emb: Embeddings, rows: np.ndarray, label_of: dict) -> np.ndarray:
     return np.concatenate(labelled) if labelled else np.empty(0, dtype=np.int64)
 
 
-def _store_methods(emb, kstore: KmerStore, pool_ids, embeddings, fit_sample, seed, threads, pool_rows) -> list:
+def _store_methods(
+    emb, kstore: KmerStore, pool_ids, embeddings, fit_sample, seed, threads, pool_rows
+) -> list:
     """The k-mer baselines of the pool: (name, width, vectors of pool positions) for CLR, PCA, 4-mer CLR."""
     store_rows = locate_in_store(kstore, pool_ids, embeddings, row_samples(emb, pool_rows))
     groups = kmer_groups(emb, kstore)
