@@ -263,3 +263,34 @@ def test_embeddings_of_one_counted_sample_carry_its_name_into_the_index(two_samp
     assert set(frame["query_sample"]) == {"soil"} and set(frame["neighbour_sample"]) == {"soil"}
     lengths = dict(zip(emb.ids(), emb.lengths()))
     assert [lengths[i] for i in frame["neighbour_id"]] == list(frame["neighbour_length"])
+
+
+def read_fasta(path):
+    name, seqs = None, {}
+    for line in path.read_text().splitlines():
+        if line.startswith(">"):
+            name = line[1:].split()[0]
+            seqs[name] = ""
+        else:
+            seqs[name] += line.strip()
+    return seqs
+
+
+def test_the_map_reads_each_contigs_gc_from_its_own_sample(two_samples):
+    from kmervae.evaluate.map import map_gc
+
+    d = two_samples
+    emb = open_embeddings(d / "e.zarr")
+    samples = row_samples(emb, np.arange(emb.n))
+    gc = map_gc(d / "data.zarr", emb.ids(), d / "e.zarr", samples)
+    # oracle: the GC content of each (sample, id)'s own sequence in its FASTA
+    seqs = {s: read_fasta(d / f"{s}.fa") for s in ("lake", "soil")}
+    want = [(seqs[s][i].count("G") + seqs[s][i].count("C")) / len(seqs[s][i])
+            for s, i in zip(samples, emb.ids())]  # fmt: skip
+    np.testing.assert_allclose(gc, want, rtol=1e-6)  # computed in float32
+    # the same ID's sequence differs between the samples (but for the shared seq20): by ID alone
+    # half the contigs would get the other sample's GC, far outside that tolerance
+    other = {"lake": "soil", "soil": "lake"}
+    swapped = [(seqs[other[s]][i].count("G") + seqs[other[s]][i].count("C")) / len(seqs[other[s]][i])
+               for s, i in zip(samples, emb.ids())]  # fmt: skip
+    assert np.sum(~np.isclose(swapped, want, rtol=1e-4)) >= 50
