@@ -294,3 +294,22 @@ def test_the_map_reads_each_contigs_gc_from_its_own_sample(two_samples):
     swapped = [(seqs[other[s]][i].count("G") + seqs[other[s]][i].count("C")) / len(seqs[other[s]][i])
                for s, i in zip(samples, emb.ids())]  # fmt: skip
     assert np.sum(~np.isclose(swapped, want, rtol=1e-4)) >= 50
+
+
+def test_a_labels_table_adds_the_query_and_neighbour_labels(two_samples, tmp_path):
+    d = two_samples
+    labels = {f"seq{i}": f"g{i % 3}" for i in range(1, 25)}  # seq25..seq30 unlisted
+    (tmp_path / "labels.tsv").write_text(
+        "contig_id\tgenome\trecord\n" + "".join(f"{i}\t{g}\tr\n" for i, g in labels.items())
+    )
+    out = tmp_path / "n.tsv"
+    argv = ["query", "--index", str(d / "i.faiss"), "--all", "-k", "3", "-o", str(out)]
+    assert main([*argv, "--labels", str(tmp_path / "labels.tsv")]) == 0
+    table = read(out)
+    assert list(table.columns[6:9]) == ["neighbour_length", "query_label", "neighbour_label"]
+    assert list(table["query_label"]) == [labels.get(i, "") for i in table["query_id"]]
+    assert list(table["neighbour_label"]) == [labels.get(i, "") for i in table["neighbour_id"]]
+    plain = query_index(d / "i.faiss", tmp_path / "p.tsv", k=3, all=True)
+    assert plain == len(table)
+    unlabelled = table.drop(columns=["query_label", "neighbour_label"])
+    pd.testing.assert_frame_equal(read(tmp_path / "p.tsv"), unlabelled)

@@ -317,8 +317,8 @@ def _contig_keys(emb: Embeddings, a: int, b: int, by_sample: bool) -> list[str]:
 NEIGHBOUR_TYPES = {
     "query": "string", "rank": "int32", "neighbour": "string", "distance": "float32",
     "query_sample": "string", "query_id": "string", "neighbour_sample": "string", "neighbour_id": "string",
-    "neighbour_length": "int64", "nearest_distance": "float32", "nearest_quantile": "float32",
-    "no_close_match": "bool_",
+    "neighbour_length": "int64", "query_label": "string", "neighbour_label": "string",
+    "nearest_distance": "float32", "nearest_quantile": "float32", "no_close_match": "bool_",
 }  # fmt: skip
 
 

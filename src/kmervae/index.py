@@ -442,21 +442,23 @@ class LoadedIndex:
         return float(np.interp(q, self.calibration["levels"], self.calibration["distances"]))
 
 
-#: the first columns of neighbours.tsv; ``neighbour_length`` follows when the ID map has lengths, and
-#: ``nearest_distance``, ``nearest_quantile``, ``no_close_match`` when the index is calibrated
+#: the first columns of neighbours.tsv; ``neighbour_length`` follows when the ID map has lengths,
+#: ``query_label`` and ``neighbour_label`` with a labels table, and ``nearest_distance``,
+#: ``nearest_quantile``, ``no_close_match`` when the index is calibrated
 NEIGHBOUR_COLUMNS = ("query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance")
 MATCH_COLUMNS = ("nearest_distance", "nearest_quantile", "no_close_match")
 
 
-def neighbour_columns(index: LoadedIndex) -> list[str]:
-    """The columns of a neighbours table from ``index``."""
+def neighbour_columns(index: LoadedIndex, labelled: bool = False) -> list[str]:
+    """The columns of a neighbours table from ``index`` (``labelled``: with a labels table)."""
     extra = ["neighbour_length"] if index.lengths is not None else []
+    extra += ["query_label", "neighbour_label"] if labelled else []
     return [*NEIGHBOUR_COLUMNS, *extra, *(MATCH_COLUMNS if index.calibration else ())]
 
 
-def neighbour_rows(index: LoadedIndex, batches, no_match_quantile: float = 0.99):
+def neighbour_rows(index: LoadedIndex, batches, no_match_quantile: float = 0.99, label_of=None):
     """One tuple per neighbour (see :func:`neighbour_columns`) from batches of
-    (query samples, query ids, positions, distances)."""
+    (query samples, query ids, positions, distances); ``label_of``: contig ID → label ("" unknown)."""
     lengths, calibrated = index.lengths, bool(index.calibration)
     far = index.no_match_distance(no_match_quantile)
     for q_samples, q_ids, positions, distances in batches:
@@ -468,7 +470,10 @@ def neighbour_rows(index: LoadedIndex, batches, no_match_quantile: float = 0.99)
                 if p < 0:
                     break
                 row = (str(s), str(q), rank, index.samples[p], index.ids[p], float(d))
-                yield row + ((int(lengths[p]),) if lengths is not None else ()) + match
+                row += (int(lengths[p]),) if lengths is not None else ()
+                if label_of is not None:
+                    row += (label_of.get(str(q), ""), label_of.get(index.ids[p], ""))
+                yield row + match
 
 
 def _cell(value) -> str:
@@ -480,14 +485,14 @@ def _cell(value) -> str:
 
 
 def write_neighbours(
-    path: str | os.PathLike, index: LoadedIndex, batches, no_match_quantile: float = 0.99
+    path: str | os.PathLike, index: LoadedIndex, batches, no_match_quantile: float = 0.99, label_of=None
 ) -> int:
     """neighbours.tsv (columns of :func:`neighbour_columns`, rank 1 = nearest), streamed from
     batches of (query samples, query ids, positions, distances). Returns the rows written."""
     rows = 0
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write("\t".join(neighbour_columns(index)) + "\n")
-        for row in neighbour_rows(index, batches, no_match_quantile):
+        fh.write("\t".join(neighbour_columns(index, label_of is not None)) + "\n")
+        for row in neighbour_rows(index, batches, no_match_quantile, label_of):
             fh.write("\t".join(_cell(v) for v in row) + "\n")
             rows += 1
     return rows
@@ -533,6 +538,14 @@ QUERY_OPTIONS = (
         "nearest-neighbour distances",
         metavar="Q",
     ),
+    Option(
+        "labels",
+        None,
+        help="a labels table (contig_id, genome, ... as `kmervae chop` writes): adds query_label and "
+        "neighbour_label, looked up by contig ID",
+        metavar="LABELS.tsv",
+    ),
+    Option("label_column", "genome", help="the labels table's column to use"),
 )
 QUERY_DEFAULTS = defaults(QUERY_OPTIONS)
 
@@ -667,6 +680,8 @@ def query_index(
     device: str = QUERY_DEFAULTS["device"],
     min_length: int | None = QUERY_DEFAULTS["min_length"],
     no_match_quantile: float = QUERY_DEFAULTS["no_match_quantile"],
+    labels: str | os.PathLike | None = QUERY_DEFAULTS["labels"],
+    label_column: str = QUERY_DEFAULTS["label_column"],
     ids_file: str | os.PathLike | None = None,
     all: bool = False,
 ) -> int:
@@ -681,13 +696,23 @@ def query_index(
     floor, :mod:`kmervae.lengths`) are skipped; their sample is the FASTA's file name.
     With a calibrated index each row also carries its query's nearest distance, that
     distance's quantile among the index's own nearest-neighbour distances and
-    ``no_close_match`` (the quantile is above ``no_match_quantile``).
+    ``no_close_match`` (the quantile is above ``no_match_quantile``). With ``labels`` each row
+    has the query's and the neighbour's label (column ``label_column``; "" when unlisted).
     """
+    label_of = _labels(labels, label_column)
     index, batches = _query(
         index_path, k, ids, ids_file, all, fasta, model_dir, embeddings, weights, threads, batch_size,
         device, min_length, no_match_quantile,
     )  # fmt: skip
-    return write_neighbours(out, index, batches, no_match_quantile)
+    return write_neighbours(out, index, batches, no_match_quantile, label_of)
+
+
+def _labels(labels, label_column: str) -> dict | None:
+    if labels is None:
+        return None
+    from .evaluate.retrieval import read_labels
+
+    return read_labels(labels, label_column)
 
 
 def neighbours(index_path: str | os.PathLike, ids: list[str] | None = None, k: int = 10, **kwargs):
@@ -700,8 +725,9 @@ def neighbours(index_path: str | os.PathLike, ids: list[str] | None = None, k: i
 
     options = {**QUERY_DEFAULTS, "batch_size": 1024, "ids_file": None, "all": False, "fasta": None,
                "model_dir": None, "embeddings": None, **kwargs, "k": k}  # fmt: skip
+    label_of = _labels(options.pop("labels"), options.pop("label_column"))
     index, batches = _query(index_path, ids=ids, **options)
-    columns = neighbour_columns(index)
-    frame = pd.DataFrame.from_records(list(neighbour_rows(index, batches, options["no_match_quantile"])),
-                                      columns=columns)  # fmt: skip
+    columns = neighbour_columns(index, label_of is not None)
+    rows = neighbour_rows(index, batches, options["no_match_quantile"], label_of)
+    frame = pd.DataFrame.from_records(list(rows), columns=columns)
     return frame.astype({"rank": "int64", "distance": "float64"})
