@@ -1,7 +1,7 @@
 """FAISS indexes over embeddings, and deterministic nearest-neighbour queries.
 
 An index ``INDEX.faiss`` comes with two sidecars written before it:
-``INDEX.faiss.ids.tsv`` (header ``sample	id	length``, then the contig of FAISS row 0, 1, ...;
+``INDEX.faiss.ids.tsv`` (header ``sample, id, length``, then the contig of FAISS row 0, 1, ...;
 an older map with the single column ``id`` still reads, every sample "") and
 ``INDEX.faiss.json`` (metric, kind, parameters, n, latent_dim, model_config_hash, model_weights_hash,
 the embeddings it was built from, and the ``calibration`` of its nearest-neighbour distances).
@@ -183,7 +183,7 @@ def build_index(
 
 
 def write_id_map(ids_path: Path, emb: Embeddings, chunk_rows: int = 65536) -> None:
-    """The ``.ids.tsv`` sidecar: header ``sample	id	length``, one contig per FAISS row."""
+    """The ``.ids.tsv`` sidecar: header ``sample, id, length``, one contig per FAISS row."""
     with atomic_path(ids_path) as tmp, open(tmp, "w") as fh:
         fh.write("sample\tid\tlength\n")
         for start, stop in emb.chunks(chunk_rows):
@@ -260,7 +260,7 @@ def _read_faiss(faiss, path: Path):
 def _read_ids(ids_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The ``.ids.tsv`` sidecar as (samples, ids, lengths or None), one row per FAISS row.
 
-    Header ``sample	id	length`` (or ``sample	id``); an older map with the header ``id`` reads
+    Header ``sample, id, length`` (or ``sample, id``); an older map with the header ``id`` reads
     with every sample "" and no lengths."""
     try:
         lines = ids_path.read_text(encoding="utf-8").split("\n")
