@@ -313,3 +313,20 @@ def test_a_labels_table_adds_the_query_and_neighbour_labels(two_samples, tmp_pat
     assert plain == len(table)
     unlabelled = table.drop(columns=["query_label", "neighbour_label"])
     pd.testing.assert_frame_equal(read(tmp_path / "p.tsv"), unlabelled)
+
+
+def test_a_bad_ids_file_is_one_error_line_and_leaves_no_output(two_samples, tmp_path, capsys):
+    d = two_samples
+    out = tmp_path / "n.tsv"
+    (tmp_path / "ids.txt").write_text("lake:seq1\nseq7\n")  # seq7 is in both samples
+    (tmp_path / "empty.txt").write_text("\n\n")
+    for path, problem in (
+        (tmp_path / "missing.txt", "no such IDs file"),
+        (tmp_path / "empty.txt", "no IDs in the file"),
+        (tmp_path / "ids.txt", "'seq7' is ambiguous"),
+    ):
+        argv = ["query", "--index", str(d / "i.faiss"), "--ids-file", str(path), "-o", str(out)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and problem in err and "Traceback" not in err
+        assert not out.exists()
