@@ -330,3 +330,16 @@ def test_a_bad_ids_file_is_one_error_line_and_leaves_no_output(two_samples, tmp_
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and problem in err and "Traceback" not in err
         assert not out.exists()
+
+
+def test_an_id_with_a_colon_is_found_bare_or_after_its_sample(tmp_path):
+    z = np.random.default_rng(4).normal(size=(12, 3)).astype(np.float32)
+    ids = [f"k141:{i}" for i in range(6)] * 2
+    samples = ["a"] * 6 + ["b"] * 6
+    ids[11] = "only:b"
+    write_embeddings(tmp_path / "e.zarr", z, ids=ids, samples=samples)
+    build_index(tmp_path / "e.zarr", tmp_path / "i.faiss", IndexParams(metric="l2", kind="flat"))
+    index = LoadedIndex(tmp_path / "i.faiss")
+    assert list(index.positions(["a:k141:2", "b:k141:2", "only:b", "b:only:b"])) == [2, 8, 11, 11]
+    with pytest.raises(KmervaeError, match=r"'k141:2' is ambiguous, in 2 samples \('a', 'b'\)"):
+        index.positions(["k141:2"])
