@@ -170,7 +170,7 @@ def test_embed_and_query_take_a_device(tmp_path, capsys):
     query = ["query", "--index", str(tmp_path / "i.faiss"), "--fasta", str(fasta), "--model", str(model_dir)]
     assert main([*query, "-k", "1", "-o", str(tmp_path / "n.tsv"), "--device", "cpu"]) == 0
     rows = [line.split("\t") for line in (tmp_path / "n.tsv").read_text().splitlines()[1:]]
-    assert [(r[0], r[2]) for r in rows] == [(name, name) for name in SEQS]  # each its own nearest
+    assert [(r[1], r[4]) for r in rows] == [(name, name) for name in SEQS]  # each its own nearest
     if not torch.cuda.is_available():
         capsys.readouterr()
         assert main([*query, "-o", str(tmp_path / "m.tsv"), "--device", "cuda"]) == 2

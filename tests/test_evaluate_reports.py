@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from synthetic_eval import make_data
 
 from kmervae.cli import main
-from kmervae.embed import EmbeddingsWriter
+from kmervae.embed import EmbeddingsWriter, open_embeddings
 from kmervae.errors import KmervaeError
 from kmervae.evaluate.baselines import baselines
 from kmervae.evaluate.count_distance import bimodality_coefficient, count_distance
@@ -233,8 +233,13 @@ def test_map_coordinates_clusters_and_gc(tmp_path):
         min_samples=5,
     )
     r = map_embeddings(data["emb"], tmp_path / "m", **kw)
-    lines = [line.split("\t") for line in (tmp_path / "m" / "map.tsv").read_text().splitlines()]
-    assert lines[0] == ["id", "x", "y", "cluster", "gc", "label"] and len(lines) == 201
+    with_sample = [line.split("\t") for line in (tmp_path / "m" / "map.tsv").read_text().splitlines()]
+    # the embeddings have a sample column, so the map names each contig by (sample, id)
+    assert with_sample[0] == ["sample", "id", "x", "y", "cluster", "gc", "label"] and len(with_sample) == 201
+    emb = open_embeddings(data["emb"])
+    sample_of = dict(zip(emb.ids(), emb.samples()))
+    assert all(row[0] == sample_of[row[1]] for row in with_sample[1:])
+    lines = [row[1:] for row in with_sample]
     index = [int(row[0].split("_")[1]) for row in lines[1:]]
     counts = data["counts"][index].astype(np.float64)
     gc = counts[:, -1] / counts[:, -2:].sum(axis=1)  # 1-mer columns: A/T then C/G
@@ -254,7 +259,7 @@ def test_map_coordinates_clusters_and_gc(tmp_path):
     # Other thread counts promise no bits (parallel sums may round differently): the same map
     # within float tolerance and the same clusters up to rounding at their borders.
     threaded = map_embeddings(data["emb"], tmp_path / "m3", **kw, threads=2)
-    rows3 = [line.split("\t") for line in (tmp_path / "m3" / "map.tsv").read_text().splitlines()[1:]]
+    rows3 = [line.split("\t")[1:] for line in (tmp_path / "m3" / "map.tsv").read_text().splitlines()[1:]]
     assert [row[0] for row in rows3] == [row[0] for row in lines[1:]]
     xy3 = np.array([[float(row[1]), float(row[2])] for row in rows3])
     np.testing.assert_allclose(xy3, xy, rtol=1e-3, atol=1e-3 * np.ptp(xy))

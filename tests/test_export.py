@@ -61,7 +61,9 @@ def run(tmp_path):
         "gc": counts[:, -1] / counts[:, -2:].sum(axis=1),  # 1-mers last: A/T then C/G
         "labels": labels,
         "map": pd.read_csv(tmp_path / "map" / "map.tsv", sep="\t", dtype={"id": str}).set_index("id"),
-        "neighbours": pd.read_csv(tmp_path / "nb.tsv", sep="\t", dtype={"query": str, "neighbour": str}),
+        "neighbours": pd.read_csv(
+            tmp_path / "nb.tsv", sep="\t", dtype={"query_id": str, "neighbour_id": str}
+        ),
     }
 
 
@@ -100,7 +102,7 @@ def test_tsv_and_parquet_carry_ids_annotations_and_exact_z(run):
     check_table(table, run)
     assert result["files"] == [str(out / "e.parquet"), str(out / "e.neighbours.parquet")]
     nb = pd.read_parquet(out / "e.neighbours.parquet")
-    for column in ("query", "rank", "neighbour"):
+    for column in ("query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "no_close_match"):
         assert nb[column].tolist() == run["neighbours"][column].tolist()
     assert nb["rank"].dtype == np.int32
     np.testing.assert_allclose(nb["distance"], run["neighbours"]["distance"], rtol=1e-6)
@@ -136,7 +138,7 @@ def test_h5ad_reads_with_anndata_as_obs_obsm_obsp_and_uns(run):
     position = {i: p for p, i in enumerate(run["ids"])}
     d = adata.obsp["vae_distances"]
     assert d.nnz == len(run["neighbours"])
-    for q, nb, dist in run["neighbours"][["query", "neighbour", "distance"]].itertuples(index=False):
+    for q, nb, dist in run["neighbours"][["query_id", "neighbour_id", "distance"]].itertuples(index=False):
         assert d[position[q], position[nb]] == pytest.approx(dist, rel=1e-6)
     assert adata.uns["vae_neighbors"]["params"]["n_neighbors"] == 4
     assert adata.uns["kmervae"]["model_config_hash"] == run["emb"].model_config_hash

@@ -272,12 +272,12 @@ def test_query_fasta_skips_short_queries(tmp_path, caplog):
     argv = ["query", "--index", str(tmp_path / "i.faiss"), "--fasta", str(fasta), "--model", str(model_dir)]
     with caplog.at_level(logging.WARNING, logger="kmervae"):
         assert main([*argv, "-k", "2", "-o", str(tmp_path / "n.tsv")]) == 0
-    queries = {line.split("\t")[0] for line in (tmp_path / "n.tsv").read_text().splitlines()[1:]}
+    queries = {line.split("\t")[1] for line in (tmp_path / "n.tsv").read_text().splitlines()[1:]}  # query_id
     assert queries == {name for name, seq in records if len(seq) >= 1000}
     short = sum(len(s) < 1000 for _, s in records)
     assert any(re.search(rf"\b{short} of {len(records)} contigs are shorter", w) for w in warnings_of(caplog))
     assert main([*argv, "-k", "2", "--min-length", "0", "-o", str(tmp_path / "all.tsv")]) == 0
-    queries = {line.split("\t")[0] for line in (tmp_path / "all.tsv").read_text().splitlines()[1:]}
+    queries = {line.split("\t")[1] for line in (tmp_path / "all.tsv").read_text().splitlines()[1:]}
     assert queries == {name for name, _ in records}
 
 

@@ -35,9 +35,11 @@ def brute_force(z, queries, k, metric, exclude=None):
 
 
 def read_tsv(path):
+    """(query id, rank, neighbour id, distance) of each row of neighbours.tsv."""
     lines = path.read_text().splitlines()
-    assert lines[0] == "query\trank\tneighbour\tdistance"
-    return [line.split("\t") for line in lines[1:]]
+    header = lines[0].split("\t")
+    assert header[:6] == ["query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance"]
+    return [[f[1], f[2], f[4], f[5]] for f in (line.split("\t") for line in lines[1:])]
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2"])
@@ -174,7 +176,7 @@ def _halve(path):
         (lambda p: p.write_bytes(b"garbage" * 40), "i.faiss", "not a readable FAISS index"),
         (lambda p: p.unlink(), "i.faiss.ids.tsv", "missing"),
         (lambda p: p.write_bytes(b"\xff\xfe\x00\x01" * 30), "i.faiss.ids.tsv", "not a text ID list"),
-        (lambda p: p.write_text("contig\nc000\n"), "i.faiss.ids.tsv", "line 1 should be the header 'id'"),
+        (lambda p: p.write_text("contig\nc000\n"), "i.faiss.ids.tsv", "line 1 should be the header 'sample"),
         (_halve, "i.faiss.json", "not valid JSON"),
         (lambda p: p.write_text("[1, 2]\n"), "i.faiss.json", "not the metadata of a kmervae index"),
         (

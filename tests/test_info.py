@@ -179,6 +179,9 @@ def test_index_summary_from_its_sidecars(tmp_path, capsys):
         assert info["width"] == 4 and info["model_config_hash"] == meta["model_config_hash"] == "hash-a"
         assert info["memory_bytes"] == (tmp_path / "i.faiss").stat().st_size > 60 * 4 * 4
         assert info["problems"] == []
+        assert info["nearest_quantiles"] == meta["calibration"]["quantiles"]
+        assert set(info["nearest_quantiles"]) == {"50", "90", "95", "99", "99.9"}
+    assert f"99% {meta['calibration']['quantiles']['99']:.4g}" in render(describe(tmp_path / "i.faiss"))
     ids = tmp_path / "i.faiss.ids.tsv"
     ids.write_text("\n".join(ids.read_text().splitlines()[:-1]) + "\n")
     info = describe(tmp_path / "i.faiss")

@@ -5,6 +5,15 @@ import os as _os
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str):
+    """``kmervae.neighbours`` (a DataFrame of an index's neighbours), imported on first use."""
+    if name == "neighbours":
+        from .index import neighbours
+
+        return neighbours
+    raise AttributeError(f"module 'kmervae' has no attribute {name!r}")
+
+
 def _writable(directory: str) -> bool:
     """Whether ``directory`` exists writable, or could be created under a writable ancestor."""
     path = _os.path.abspath(directory)

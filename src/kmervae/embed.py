@@ -177,6 +177,13 @@ class Embeddings:
     def lengths(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.group["length"][start:stop]
 
+    def samples(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Each row's sample: the ``sample`` array, else the store's one ``sample`` attribute, else ""."""
+        if self.has("sample"):
+            return self.array("sample", start, stop).astype(str)
+        stop = self.n if stop is None else min(stop, self.n)
+        return np.full(max(stop - start, 0), str(self.attrs.get("sample") or ""), dtype=object).astype(str)
+
     def array(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows of a 1-D array (``length``, ``sample``, ``split``); strings as ``str``."""
         if name not in self.group:
@@ -280,6 +287,8 @@ def embed_store(
     }
     if split:
         attrs["split"] = split
+    if "sample" not in extra and store.attrs.get("sample"):  # one sample's store: its name for every row
+        attrs["sample"] = str(store.attrs["sample"])
     total = store.n if selected is None else len(selected)
     with EmbeddingsWriter(
         out, model.latent_dim, attrs=attrs, extra=extra, chunk_rows=store.chunk_rows

@@ -45,7 +45,12 @@ log = logging.getLogger(__name__)
 FORMATS = ("tsv", "parquet", "npy", "h5ad")
 SUFFIXES = {".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".h5ad": "h5ad"}
 DEFAULT_CHUNK_ROWS = 65536
+#: a neighbours table of an older kmervae (contigs by bare ID)
 NEIGHBOUR_COLUMNS = ["query", "rank", "neighbour", "distance"]
+#: the first columns of a `kmervae query` table (contigs by sample and ID)
+SAMPLE_NEIGHBOUR_COLUMNS = [
+    "query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance"
+]  # fmt: skip
 
 
 def format_for(out: str | os.PathLike, fmt: str | None = None) -> str:
@@ -78,15 +83,16 @@ def neighbours_path_for(out: str | os.PathLike) -> Path:
 # -- annotation inputs -------------------------------------------------------------------
 
 
-def read_map(path: str | os.PathLike) -> dict[str, tuple[float, float, int]]:
-    """id → (x, y, cluster) from the map.tsv of ``kmervae evaluate map``."""
+def read_map(path: str | os.PathLike) -> dict:
+    """id → (x, y, cluster) from the map.tsv of ``kmervae evaluate map``; (sample, id) → (x, y, cluster)
+    when the map has a sample column (IDs may repeat across samples)."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise KmervaeError(f"{path}: no such map table")
     try:
-        table = pd.read_csv(path, sep="\t", dtype={"id": str}, keep_default_na=False)
+        table = pd.read_csv(path, sep="\t", dtype={"id": str, "sample": str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise KmervaeError(f"{path}: not a map table ({str(exc).splitlines()[0]})") from None
     for name in ("id", "x", "y", "cluster"):
@@ -99,11 +105,12 @@ def read_map(path: str | os.PathLike) -> dict[str, tuple[float, float, int]]:
         cluster = table["cluster"].astype(np.int64).to_numpy()
     except ValueError as exc:
         raise KmervaeError(f"{path}: x, y and cluster must be numbers ({exc})") from None
-    dup = table["id"].duplicated().to_numpy()
+    keys = list(zip(table["sample"], table["id"])) if "sample" in table.columns else list(table["id"])
+    dup = pd.Series(keys, dtype=object).duplicated().to_numpy()
     if dup.any():
         i = int(np.nonzero(dup)[0][0])
-        raise KmervaeError(f"{path}: line {i + 2} repeats the id {table['id'].iloc[i]!r}")
-    return {i: (a, b, c) for i, a, b, c in zip(table["id"], x, y, cluster)}
+        raise KmervaeError(f"{path}: line {i + 2} repeats the contig {keys[i]!r}")
+    return {key: (a, b, c) for key, a, b, c in zip(keys, x, y, cluster)}
 
 
 class StoreGC:
@@ -204,7 +211,9 @@ class Annotations:
         if self.labels is not None:
             out["label"] = np.array([self.labels.get(i, "") for i in ids], dtype=object)
         if self.map is not None:
-            hits = [self.map.get(i) for i in ids]
+            by_sample = bool(self.map) and isinstance(next(iter(self.map)), tuple)
+            keys = list(zip(emb.samples(a, b).tolist(), ids.tolist())) if by_sample else ids
+            hits = [self.map.get(key) for key in keys]
             self.mapped += sum(h is not None for h in hits)
             out["tsne_x"] = np.array([h[0] if h else np.nan for h in hits])
             out["tsne_y"] = np.array([h[1] if h else np.nan for h in hits])
@@ -296,24 +305,46 @@ def write_npy(emb: Embeddings, out: Path, chunk_rows: int) -> Path:
     return ids_path
 
 
+def _contig_keys(emb: Embeddings, a: int, b: int, by_sample: bool) -> list[str]:
+    """How a neighbours table names the embeddings' rows [a, b): ``sample<TAB>id``, or the bare ID."""
+    ids = emb.ids(a, b).tolist()
+    if not by_sample:
+        return ids
+    return [f"{s}\t{i}" for s, i in zip(emb.samples(a, b).tolist(), ids)]
+
+
+#: Parquet types of the columns of a `kmervae query` table
+NEIGHBOUR_TYPES = {
+    "query": "string", "rank": "int32", "neighbour": "string", "distance": "float32",
+    "query_sample": "string", "query_id": "string", "neighbour_sample": "string", "neighbour_id": "string",
+    "neighbour_length": "int64", "query_label": "string", "neighbour_label": "string",
+    "nearest_distance": "float32", "nearest_quantile": "float32", "no_close_match": "bool_",
+}  # fmt: skip
+
+
 def write_neighbours_parquet(path: Path, out: Path, emb: Embeddings, chunk_rows: int) -> None:
-    """A `kmervae query` TSV as Parquet (query, rank, neighbour, distance) at ``out``, chunk by chunk;
-    every ID must be one of the embeddings' (their set of IDs is held in memory)."""
+    """A `kmervae query` TSV as Parquet (its columns) at ``out``, chunk by chunk; every contig
+    must be one of the embeddings' (their set of contigs is held in memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    known = {i for a, b in emb.chunks(chunk_rows) for i in emb.ids(a, b).tolist()}
-
-    schema = pa.schema(
-        [("query", pa.string()), ("rank", pa.int32()), ("neighbour", pa.string()), ("distance", pa.float32())]
-    )
+    header, by_sample = _neighbour_header(path)
+    known = {key for a, b in emb.chunks(chunk_rows) for key in _contig_keys(emb, a, b, by_sample)}
+    schema = pa.schema([(c, getattr(pa, NEIGHBOUR_TYPES[c])()) for c in header])
     with pq.ParquetWriter(str(out), schema) as writer:
         line = 1
         for table in _neighbour_chunks(path, chunk_rows):
             for column in ("query", "neighbour"):
-                _check_known(table[column], known, path, column, line)
+                _check_known(_keys_of(table, column, by_sample), known, path, column, line)
             line += len(table)
-            writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
+            writer.write_table(pa.Table.from_pandas(table[header], schema=schema, preserve_index=False))
+
+
+def _keys_of(table, column: str, by_sample: bool):
+    """A neighbours chunk's ``query`` or ``neighbour`` contigs as keys of :func:`_contig_keys`."""
+    if not by_sample:
+        return table[column]
+    return (table[f"{column}_sample"] + "\t" + table[f"{column}_id"]).reset_index(drop=True)
 
 
 def _check_known(values, known, path: Path, column: str, line: int) -> None:
@@ -321,49 +352,63 @@ def _check_known(values, known, path: Path, column: str, line: int) -> None:
     hit = np.fromiter((v in known for v in values), dtype=bool, count=len(values))
     if not hit.all():
         bad = int(np.argmin(hit))
+        shown = str(values.iloc[bad]).replace("\t", ":")
+        raise KmervaeError(f"{path}: line {line + bad + 1}: {column} {shown!r} is not in the embeddings")
+
+
+def _neighbour_header(path: Path) -> tuple[list[str], bool]:
+    """The columns of a `kmervae query` table and whether it names contigs by (sample, id)."""
+    if not path.is_file():
+        raise KmervaeError(f"{path}: no such neighbours table")
+    with open(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+    typed = set(header) <= set(NEIGHBOUR_TYPES)
+    if header[: len(SAMPLE_NEIGHBOUR_COLUMNS)] == SAMPLE_NEIGHBOUR_COLUMNS and typed:
+        return header, True
+    if header != NEIGHBOUR_COLUMNS:
         raise KmervaeError(
-            f"{path}: line {line + bad + 1}: {column} {values.iloc[bad]!r} is not in the embeddings"
+            f"{path}: line 1 should be {' '.join(SAMPLE_NEIGHBOUR_COLUMNS)} ... (a `kmervae query` table), "
+            f"found {' '.join(header)[:60]!r}"
         )
+    return header, False
 
 
 def _neighbour_chunks(path: Path, chunk_rows: int):
     """The neighbours TSV of `kmervae query` in pandas chunks, header and types checked."""
     import pandas as pd
 
-    if not path.is_file():
-        raise KmervaeError(f"{path}: no such neighbours table")
-    with open(path) as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-    if header != NEIGHBOUR_COLUMNS:
-        raise KmervaeError(
-            f"{path}: line 1 should be {' '.join(NEIGHBOUR_COLUMNS)} (a `kmervae query` table), "
-            f"found {' '.join(header)[:60]!r}"
-        )
-    types = {"query": str, "rank": np.int32, "neighbour": str, "distance": np.float32}
+    header, _ = _neighbour_header(path)
+    types = {c: (str if NEIGHBOUR_TYPES[c] in ("string", "bool_") else NEIGHBOUR_TYPES[c]) for c in header}
     reader = pd.read_csv(path, sep="\t", dtype=types, keep_default_na=False, chunksize=chunk_rows)
     try:
-        yield from reader
+        for table in reader:
+            if "no_close_match" in table:
+                table["no_close_match"] = table["no_close_match"].map({"true": True, "false": False})
+            yield table
     except (ValueError, pd.errors.ParserError) as exc:
         raise KmervaeError(f"{path}: not a neighbours table ({str(exc).splitlines()[0]})") from None
 
 
 def _neighbour_matrix(path: Path, emb: Embeddings, chunk_rows: int):
-    """Sparse N x N distances (row = query, column = neighbour, placed by ID) and the largest rank."""
+    """Sparse N x N distances (row = query, column = neighbour, placed by contig) and the largest rank."""
     from scipy import sparse
 
+    _, by_sample = _neighbour_header(path)
     position: dict = {}
     for a, b in emb.chunks(chunk_rows):
-        for p, i in enumerate(emb.ids(a, b).tolist(), start=a):
+        for p, i in enumerate(_contig_keys(emb, a, b, by_sample), start=a):
             if position.setdefault(i, p) != p:
                 raise KmervaeError(
-                    f"{emb.path}: lists {i!r} twice, so the neighbours of {path} cannot be placed by ID"
+                    f"{emb.path}: lists {i.replace(chr(9), ':')!r} twice, so the neighbours of {path} "
+                    "cannot be placed"
                 )
     ids_n = emb.n
     rows, cols, dist, k, line = [], [], [], 0, 1
     for table in _neighbour_chunks(path, chunk_rows):
         for column, out in (("query", rows), ("neighbour", cols)):
-            _check_known(table[column], position, path, column, line)
-            out.append(np.fromiter((position[i] for i in table[column]), dtype=np.int64, count=len(table)))
+            keys = _keys_of(table, column, by_sample)
+            _check_known(keys, position, path, column, line)
+            out.append(np.fromiter((position[i] for i in keys), dtype=np.int64, count=len(table)))
         dist.append(table["distance"].to_numpy(np.float32))
         k = max(k, int(table["rank"].max()) if len(table) else 0)
         line += len(table)

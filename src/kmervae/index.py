@@ -1,9 +1,12 @@
 """FAISS indexes over embeddings, and deterministic nearest-neighbour queries.
 
 An index ``INDEX.faiss`` comes with two sidecars written before it:
-``INDEX.faiss.ids.tsv`` (header ``id``, then the ID of FAISS row 0, 1, ...) and
+``INDEX.faiss.ids.tsv`` (header ``sample, id, length``, then the contig of FAISS row 0, 1, ...;
+an older map with the single column ``id`` still reads, every sample "") and
 ``INDEX.faiss.json`` (metric, kind, parameters, n, latent_dim, model_config_hash, model_weights_hash,
-the embeddings it was built from). Loading checks all three agree.
+the embeddings it was built from, and the ``calibration`` of its nearest-neighbour distances).
+Loading checks all three agree. A contig is its (sample, ID) pair: assemblers name contigs
+``NODE_1``, ``k141_1``, ... in every sample, so a bare ID can be ambiguous and ``sample:id`` names one.
 
 Metrics: ``cosine`` indexes L2-normalised vectors with inner product and reports the
 cosine distance 1 - cos; ``l2`` reports the Euclidean distance (FAISS' squared L2,
@@ -12,8 +15,16 @@ that, or when flat does not fit ``memory_gb``, the most accurate of IVF-flat, IV
 IVF-PQ whose :func:`estimate_bytes` fits (:func:`plan_index`). IVF-SQ8 and IVF-PQ keep
 only codes: their ``k * rerank`` best candidates are re-ranked with the exact vectors,
 read chunk by chunk from the embeddings store the index was built from. Query results
-are sorted by (distance, neighbour ID), and the search widens until no tie at the k-th
-distance can be cut off, so output does not depend on FAISS' internal order.
+are sorted by (distance, neighbour sample, neighbour ID), and the search widens until no
+tie at the k-th distance can be cut off, so output does not depend on FAISS' internal order.
+Distances are clipped at 0 (float32 rounding gives -1e-7 for identical vectors).
+
+Calibration ("is anything in the index close?"): at build, a seeded sample of the indexed
+vectors is queried against the index, each leaving itself out, and the quantiles of those
+nearest-neighbour distances are stored. A query then reports its nearest distance, that
+distance's quantile in the calibration distribution, and ``no_close_match`` when the
+quantile is above ``no_match_quantile`` (default 0.99): its nearest neighbour is farther
+than 99% of indexed contigs are from theirs.
 """
 
 from __future__ import annotations
@@ -202,9 +213,9 @@ def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
 
 
 def to_distance(raw: np.ndarray, metric: str) -> np.ndarray:
-    """FAISS scores → reported distances (cosine: 1 - ip; l2: sqrt of squared L2)."""
+    """FAISS scores → reported distances (cosine: 1 - ip, clipped at 0; l2: sqrt of squared L2)."""
     if metric == "cosine":
-        return (1.0 - raw).astype(np.float32)
+        return np.maximum(1.0 - raw, 0).astype(np.float32)
     return np.sqrt(np.maximum(raw, 0)).astype(np.float32)
 
 
@@ -327,16 +338,64 @@ def build_index(
         "embeddings": str(embeddings_path),
     }
     meta["params"].update(_plan_params(plan, params.memory_gb))
+    meta["calibration"] = calibrate(index, emb, params.metric, params.seed, rerank=meta["params"].get("rerank") or 0)
     ids_path, json_path = sidecar_paths(out)
-    with atomic_path(ids_path) as tmp, open(tmp, "w") as fh:
-        fh.write("id\n")
-        for start, stop in emb.chunks(chunk_rows):
-            fh.writelines(f"{i}\n" for i in emb.ids(start, stop))
+    write_id_map(ids_path, emb, chunk_rows)
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     with atomic_path(out) as tmp:
         faiss.write_index(index, str(tmp))
     return meta
+
+
+def write_id_map(ids_path: Path, emb: Embeddings, chunk_rows: int = 65536) -> None:
+    """The ``.ids.tsv`` sidecar: header ``sample, id, length``, one contig per FAISS row."""
+    with atomic_path(ids_path) as tmp, open(tmp, "w") as fh:
+        fh.write("sample\tid\tlength\n")
+        for start, stop in emb.chunks(chunk_rows):
+            rows = zip(emb.samples(start, stop), emb.ids(start, stop), emb.lengths(start, stop))
+            fh.writelines(f"{s}\t{i}\t{int(n)}\n" for s, i, n in rows)
+
+
+#: quantile levels of the calibration: every percent, and 99.5% and 99.9%
+CALIBRATION_LEVELS = tuple(sorted({*(i / 100 for i in range(101)), 0.995, 0.999}))
+#: indexed vectors sampled (seeded) for the calibration
+CALIBRATION_SAMPLE = 10_000
+#: the quantiles shown by name in the sidecar
+SHOWN_QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+
+
+def calibrate(
+    index, emb: Embeddings, metric: str, seed: int, size: int = CALIBRATION_SAMPLE, rerank: int = 0
+) -> dict | None:
+    """Nearest-neighbour distances of a seeded sample of indexed vectors (each leaving itself
+    out), as quantiles: ``levels`` and ``distances`` (``np.quantile``, linear) and the named
+    ``quantiles`` 50/90/95/99/99.9. None for an index of one vector (no neighbour). A
+    re-ranked index (``rerank`` > 0) is calibrated on exact distances of its best candidates,
+    the distances its queries report."""
+    n = int(index.ntotal)
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=min(int(size), n), replace=False)).astype(np.int64)
+    nearest = np.empty(len(rows), dtype=np.float64)
+    for a in range(0, len(rows), 4096):
+        part = rows[a : a + 4096]
+        x = prepare(emb.take(part), metric)
+        raw, labels = index.search(x, min(n, 2 + 2 * rerank))
+        found = exact_distances(emb, x, labels, metric) if rerank else to_distance(raw, metric)
+        dist = np.where(labels == part[:, None], np.inf, found)
+        dist[labels < 0] = np.inf
+        nearest[a : a + len(part)] = dist.min(axis=1)
+    nearest = nearest[np.isfinite(nearest)]
+    distances = np.quantile(nearest, CALIBRATION_LEVELS)
+    return {
+        "sample": int(len(rows)),
+        "seed": int(seed),
+        "levels": [float(q) for q in CALIBRATION_LEVELS],
+        "distances": [float(d) for d in distances],
+        "quantiles": {f"{100 * q:g}": float(np.quantile(nearest, q)) for q in SHOWN_QUANTILES},
+    }
 
 
 def _read_meta(json_path: Path) -> dict:
@@ -370,17 +429,43 @@ def _read_faiss(faiss, path: Path):
         ) from None
 
 
-def _read_ids(ids_path: Path) -> np.ndarray:
-    """The ``.ids.tsv`` sidecar: header ``id``, then one ID per FAISS row."""
+def _read_ids(ids_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The ``.ids.tsv`` sidecar as (samples, ids, lengths or None), one row per FAISS row.
+
+    Header ``sample, id, length`` (or ``sample, id``); an older map with the header ``id`` reads
+    with every sample "" and no lengths."""
     try:
         lines = ids_path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as exc:
         raise KmervaeError(f"{ids_path}: not a text ID list ({exc}); rebuild the index") from None
-    if lines[0] != "id":
-        raise KmervaeError(f"{ids_path}: line 1 should be the header 'id', found {lines[0][:40]!r}")
     if lines[-1] == "":
         lines.pop()
-    return np.array(lines[1:], dtype=object).astype(str)
+    header, body = lines[0], lines[1:]
+    if header == "id":
+        ids = np.array(body, dtype=object).astype(str)
+        return np.full(len(ids), "", dtype=object).astype(str), ids, None
+    if header not in ("sample\tid", "sample\tid\tlength"):
+        raise KmervaeError(
+            f"{ids_path}: line 1 should be the header 'sample<TAB>id<TAB>length' (or 'id'), "
+            f"found {header[:40]!r}"
+        )
+    width = header.count("\t") + 1
+    fields = [line.split("\t") for line in body]
+    bad = next((n for n, f in enumerate(fields) if len(f) != width), None)
+    if bad is not None:
+        raise KmervaeError(
+            f"{ids_path}: line {bad + 2} has {len(fields[bad])} fields, not {width}; rebuild the index"
+        )
+    columns = list(zip(*fields)) if fields else [()] * width
+    samples = np.array(columns[0], dtype=object).astype(str)
+    ids = np.array(columns[1], dtype=object).astype(str)
+    lengths = np.array(columns[2], dtype=np.int64) if width == 3 else None
+    return samples, ids, lengths
+
+
+def contig_name(sample: str, contig_id: str) -> str:
+    """``sample:id`` (the bare ID when the sample is unknown)."""
+    return f"{sample}:{contig_id}" if sample else str(contig_id)
 
 
 class LoadedIndex:
@@ -410,7 +495,7 @@ class LoadedIndex:
         self.meta = _read_meta(json_path)
         self.metric = self.meta["metric"]
         self.index = _read_faiss(faiss, self.path)
-        self.ids = _read_ids(ids_path)
+        self.samples, self.ids, self.lengths = _read_ids(ids_path)
         if not (self.index.ntotal == len(self.ids) == self.meta["n"]):
             raise KmervaeError(
                 f"{self.path}: the index holds {self.index.ntotal} vectors but {ids_path} lists {len(self.ids)} "
@@ -419,7 +504,8 @@ class LoadedIndex:
         self.dim = int(self.index.d)
         self.model_config_hash = self.meta.get("model_config_hash")
         self.model_weights_hash = self.meta.get("model_weights_hash")
-        self._position = None
+        self.calibration = self.meta.get("calibration")
+        self._order = None  # rows sorted by (ID, sample), for lookups by name
         if self.meta.get("kind") == "ivf":
             self.index.make_direct_map()
         self._setup_search(nprobe, rerank, rerank_from)
@@ -470,19 +556,48 @@ class LoadedIndex:
     def n(self) -> int:
         return int(self.index.ntotal)
 
-    def positions(self, query_ids) -> np.ndarray:
-        """Row positions of IDs in the index; an unknown ID is an error naming it."""
-        if self._position is None:  # the IDs' sort order: 8 bytes per ID, not a dict of them
-            self._position = np.argsort(self.ids, kind="stable")
-        wanted = [str(q) for q in query_ids]
-        if not wanted:
+    def _rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) of each ID in the rows sorted by (ID, sample): 8 bytes per row, no dict of IDs."""
+        if self._order is None:
+            self._order = np.lexsort((self.samples, self.ids))
+        ids = np.asarray(ids, dtype=str)
+        lo = np.searchsorted(self.ids, ids, side="left", sorter=self._order)
+        return lo, np.searchsorted(self.ids, ids, side="right", sorter=self._order)
+
+    def positions(self, queries) -> np.ndarray:
+        """Row positions of contigs named ``sample:id`` or by a bare ID.
+
+        ``sample:id`` is tried first (an ID may hold a colon); a bare ID must be in one sample
+        only: in several it is one error listing them. An unknown contig is an error naming it.
+        """
+        queries = [str(q) for q in queries]
+        if not queries:
             return np.empty(0, dtype=np.int64)
-        at = np.searchsorted(self.ids, np.asarray(wanted, dtype=str), sorter=self._position)
-        out = self._position[np.minimum(at, self.n - 1)]
-        for q, p in zip(wanted, out):
-            if self.ids[p] != q:
-                raise KmervaeError(f"{self.path}: query ID {q!r} is not in the index ({self.n} IDs)")
-        return out.astype(np.int64)
+        parts = [q.partition(":") for q in queries]
+        lo, hi = self._rows_of(queries)
+        rest_lo, rest_hi = self._rows_of([rest if sep else "" for _, sep, rest in parts])
+        out = np.empty(len(queries), dtype=np.int64)
+        for n, (query, (sample, sep, _)) in enumerate(zip(queries, parts)):
+            rows = self._order[rest_lo[n] : rest_hi[n]] if sep else ()
+            named = [p for p in rows if self.samples[p] == sample]
+            if named:
+                out[n] = named[0]
+                continue
+            rows = self._order[lo[n] : hi[n]]
+            if len(rows) == 0:
+                raise KmervaeError(
+                    f"{self.path}: query {query!r} is not in the index "
+                    f"({self.n} contigs; name one as ID or SAMPLE:ID)"
+                )
+            if len(rows) > 1:
+                samples = sorted({str(self.samples[p]) for p in rows})
+                raise KmervaeError(
+                    f"{self.path}: query ID {query!r} is ambiguous, in {len(samples)} samples "
+                    f"({', '.join(repr(s) for s in samples[:10])}{', ...' if len(samples) > 10 else ''}): "
+                    f"name one as SAMPLE:ID, e.g. {samples[0]}:{query}"
+                )
+            out[n] = rows[0]
+        return out
 
     def vectors(self, positions: np.ndarray) -> np.ndarray:
         """Stored (prepared) vectors at row positions; a re-ranked index reads them from its store."""
@@ -498,6 +613,12 @@ class LoadedIndex:
             else np.empty((0, self.dim), dtype=np.float32)
         )
 
+    def vector_range(self, start: int, stop: int) -> np.ndarray:
+        """Stored (prepared) vectors of rows [start, stop); a re-ranked index reads them from its store."""
+        if self.rerank:
+            return prepare(self.rerank_store().z_mean(int(start), int(stop)), self.metric)
+        return np.asarray(self.index.reconstruct_n(int(start), int(stop - start)), dtype=np.float32)
+
     def check_queries(self, vectors: np.ndarray, source: str, model_config_hash: str | None = None) -> None:
         check_same_model(model_config_hash, source, self.model_config_hash, str(self.path))
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -507,11 +628,11 @@ class LoadedIndex:
             )
 
     def search(self, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None):
-        """k nearest (positions, distances) per query, sorted by (distance, ID).
+        """k nearest (positions, distances) per query, sorted by (distance, sample, ID).
 
         ``exclude`` gives, per query, an index row to leave out (the query itself), or -1.
         The FAISS search widens until the k-th distance is not tied with the last one
-        returned, so ties are broken by ID, not by FAISS' order.
+        returned, so ties are broken by (sample, ID), not by FAISS' order.
         """
         k = int(k)
         if k < 1:
@@ -523,13 +644,14 @@ class LoadedIndex:
         return self._reranked(x, pos, k)
 
     def _reranked(self, x: np.ndarray, pos: np.ndarray, k: int):
-        """The k best candidates by exact distance (read from the store), ties by ID."""
+        """The k best candidates by exact distance (read from the store), ties by (sample, ID)."""
         dist = exact_distances(self.rerank_store(), x, pos, self.metric)
         order = np.argsort(dist, axis=1, kind="stable")
         ranked = np.take_along_axis(dist, order, 1)
         tied = (ranked[:, 1:] == ranked[:, :-1]) & np.isfinite(ranked[:, 1:])
         for row in np.flatnonzero(tied.any(axis=1)):
-            order[row] = np.lexsort((self.ids[np.maximum(pos[row], 0)], dist[row]))
+            lab = np.maximum(pos[row], 0)
+            order[row] = np.lexsort((self.ids[lab], self.samples[lab], dist[row]))
         order = order[:, :k]
         return np.take_along_axis(pos, order, 1), np.take_along_axis(dist, order, 1)
 
@@ -559,14 +681,32 @@ class LoadedIndex:
             tied = ((head[:, 1:] == head[:, :-1]) & np.isfinite(head[:, 1:])).any(axis=1)
             for row in np.flatnonzero(complete):
                 q = todo[row]
-                if tied[row]:  # equal distances: by ID, not in FAISS' order
-                    order[row] = np.lexsort((self.ids[np.maximum(labels[row], 0)], dist[row]))
+                if tied[row]:  # equal distances: by (sample, ID), not in FAISS' order
+                    lab = np.maximum(labels[row], 0)
+                    order[row] = np.lexsort((self.ids[lab], self.samples[lab], dist[row]))
                 n_found = min(top, int(count[row]))
                 out_pos[q, :n_found] = labels[row, order[row, :n_found]]
                 out_dist[q, :n_found] = dist[row, order[row, :n_found]]
             todo = todo[~complete]
             width = min(width * 2, self.n)
         return out_pos, out_dist
+
+    def nearest_quantile(self, distances: np.ndarray) -> np.ndarray:
+        """Quantile of each nearest distance in the calibration distribution (NaN without one)."""
+        d = np.asarray(distances, dtype=np.float64)
+        if not self.calibration:
+            return np.full(d.shape, np.nan)
+        levels, at = self.calibration["levels"], self.calibration["distances"]
+        return np.where(np.isfinite(d), np.interp(d, at, levels, left=0.0, right=1.0), np.nan)
+
+    def no_match_distance(self, quantile: float) -> float:
+        """The calibration distance at ``quantile``: a nearest neighbour farther is no close match."""
+        q = float(quantile)
+        if not 0 < q < 1:
+            raise KmervaeError(f"--no-match-quantile must be between 0 and 1 (exclusive), got {q}")
+        if not self.calibration:
+            return np.inf
+        return float(np.interp(q, self.calibration["levels"], self.calibration["distances"]))
 
 
 def exact_distances(emb: Embeddings, x: np.ndarray, pos: np.ndarray, metric: str) -> np.ndarray:
@@ -597,25 +737,78 @@ def _distances(v: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     """Row-wise distances of raw vectors ``v`` to prepared queries ``q``."""
     if metric == "cosine":
         norms = np.sqrt(np.einsum("ij,ij->i", v, v))
-        return 1.0 - np.einsum("ij,ij->i", v, q) / np.where(norms == 0, 1.0, norms)
+        return np.maximum(1.0 - np.einsum("ij,ij->i", v, q) / np.where(norms == 0, 1.0, norms), 0)
     return np.sqrt(np.maximum(np.einsum("ij,ij->i", v - q, v - q), 0))
 
 
-def write_neighbours(path: str | os.PathLike, index: LoadedIndex, batches) -> int:
-    """neighbours.tsv: query, rank (1 = nearest), neighbour, distance, from batches of
-    (query_ids, positions, distances). Returns the number of rows written."""
+#: the first columns of neighbours.tsv; ``neighbour_length`` follows when the ID map has lengths,
+#: ``query_label`` and ``neighbour_label`` with a labels table, and ``nearest_distance``,
+#: ``nearest_quantile``, ``no_close_match`` when the index is calibrated
+NEIGHBOUR_COLUMNS = ("query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance")
+MATCH_COLUMNS = ("nearest_distance", "nearest_quantile", "no_close_match")
+
+
+def neighbour_columns(index: LoadedIndex, labelled: bool = False) -> list[str]:
+    """The columns of a neighbours table from ``index`` (``labelled``: with a labels table)."""
+    extra = ["neighbour_length"] if index.lengths is not None else []
+    extra += ["query_label", "neighbour_label"] if labelled else []
+    return [*NEIGHBOUR_COLUMNS, *extra, *(MATCH_COLUMNS if index.calibration else ())]
+
+
+def neighbour_rows(index: LoadedIndex, batches, no_match_quantile: float = 0.99, label_of=None):
+    """One tuple per neighbour (see :func:`neighbour_columns`) from batches of
+    (query samples, query ids, positions, distances); ``label_of``: contig ID → label ("" unknown)."""
+    lengths, calibrated = index.lengths, bool(index.calibration)
+    far = index.no_match_distance(no_match_quantile)
+    for q_samples, q_ids, positions, distances in batches:
+        nearest = np.asarray(distances, dtype=np.float64)[:, 0] if len(distances) else np.empty(0)
+        quantile = index.nearest_quantile(nearest)
+        for n, (s, q, pos, dist) in enumerate(zip(q_samples, q_ids, positions, distances)):
+            match = (float(nearest[n]), float(quantile[n]), bool(nearest[n] > far)) if calibrated else ()
+            for rank, (p, d) in enumerate(zip(pos, dist), start=1):
+                if p < 0:
+                    break
+                row = (str(s), str(q), rank, index.samples[p], index.ids[p], float(d))
+                row += (int(lengths[p]),) if lengths is not None else ()
+                if label_of is not None:
+                    row += (label_of.get(str(q), ""), label_of.get(index.ids[p], ""))
+                yield row + match
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.7g}"
+    return str(value)
+
+
+def write_neighbours(
+    path: str | os.PathLike, index: LoadedIndex, batches, no_match_quantile: float = 0.99, label_of=None
+) -> int:
+    """neighbours.tsv (columns of :func:`neighbour_columns`, rank 1 = nearest), streamed from
+    batches of (query samples, query ids, positions, distances). Returns the rows written."""
     rows = 0
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        fh.write("query\trank\tneighbour\tdistance\n")
-        for query_ids, positions, distances in batches:
-            for q, pos, dist in zip(query_ids, positions, distances):
-                for rank, (p, d) in enumerate(zip(pos, dist), start=1):
-                    if p < 0:
-                        break
-                    fh.write(f"{q}\t{rank}\t{index.ids[p]}\t{float(d):.7g}\n")
-                    rows += 1
+        fh.write("\t".join(neighbour_columns(index, label_of is not None)) + "\n")
+        for row in neighbour_rows(index, batches, no_match_quantile, label_of):
+            fh.write("\t".join(_cell(v) for v in row) + "\n")
+            rows += 1
     return rows
 
+
+#: where the queries come from (one of them, besides --fasta and --embeddings of the command)
+QUERY_SOURCES = (
+    Option("ids_file", None, help="contigs in the index, one ID or SAMPLE:ID a line", metavar="FILE"),
+    Option(
+        "all",
+        False,
+        help="every contig of the index against the index (all-vs-all, a chunk of queries at a time; "
+        "default off)",
+        action="store_true",
+        flag="--all",
+    ),
+)
 
 #: the settings of :func:`query_index` and their CLI flags (``kmervae query``)
 QUERY_OPTIONS = (
@@ -641,8 +834,143 @@ QUERY_OPTIONS = (
         "training data was selected at); 0 queries every contig",
         metavar="BP",
     ),
+    Option(
+        "no_match_quantile",
+        0.99,
+        float,
+        "flag no_close_match when a query's nearest distance is above this quantile of the index's own "
+        "nearest-neighbour distances",
+        metavar="Q",
+    ),
+    Option(
+        "labels",
+        None,
+        help="a labels table (contig_id, genome, ... as `kmervae chop` writes): adds query_label and "
+        "neighbour_label, looked up by contig ID",
+        metavar="LABELS.tsv",
+    ),
+    Option("label_column", "genome", help="the labels table's column to use"),
 )
 QUERY_DEFAULTS = defaults(QUERY_OPTIONS)
+
+
+def read_ids_file(path: str | os.PathLike) -> list[str]:
+    """Query names, one ``id`` or ``sample:id`` a line (blank lines skipped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KmervaeError(f"{path}: no such IDs file") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise KmervaeError(f"{path}: not a text file of IDs ({exc})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise KmervaeError(f"{path}: no IDs in the file")
+    return names
+
+
+def _id_batches(index: LoadedIndex, names: list[str], k: int, batch_size: int):
+    index.positions(names)  # every name resolves before any output
+    for a in range(0, len(names), batch_size):
+        pos = index.positions(names[a : a + batch_size])
+        yield index.samples[pos], index.ids[pos], *index.search(index.vectors(pos), k, exclude=pos)
+
+
+def _all_batches(index: LoadedIndex, k: int, batch_size: int):
+    for a in range(0, index.n, batch_size):
+        b = min(a + batch_size, index.n)
+        pos = np.arange(a, b, dtype=np.int64)
+        yield index.samples[a:b], index.ids[a:b], *index.search(index.vector_range(a, b), k, exclude=pos)
+
+
+def _embedding_batches(index: LoadedIndex, embeddings, k: int, batch_size: int):
+    emb = Embeddings(embeddings)
+    if emb.latent_dim != index.dim:
+        raise KmervaeError(
+            f"{embeddings}: embeddings have width {emb.latent_dim} but the index {index.path} has {index.dim}"
+        )
+    check_same_model(
+        emb.model_config_hash, str(embeddings), index.model_config_hash, str(index.path),
+        emb.model_weights_hash, index.model_weights_hash,
+    )  # fmt: skip
+    for a, b in emb.chunks(batch_size):
+        yield emb.samples(a, b), emb.ids(a, b), *index.search(emb.z_mean(a, b), k)
+
+
+def fasta_sample(path: str | os.PathLike) -> str:
+    """The sample of new contigs from a FASTA: its file name without FASTA and compression suffixes."""
+    name = Path(path).name
+    for suffix in (".gz", ".bz2", ".xz", ".fasta", ".fna", ".fa", ".fas", ".contigs"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def _fasta_batches(index: LoadedIndex, fasta, model_dir, k: int, weights, device, threads, min_length):
+    if model_dir is None:
+        raise KmervaeError("--fasta needs --model MODEL_DIR (the model the index was built from)")
+    from .count import count_chunks
+    from .embed import to_device
+    from .kmers import Layout
+    from .lengths import LengthGuard
+    from .model import load_model
+
+    model = to_device(load_model(model_dir, weights=weights), device)
+    check_same_model(
+        model.config_hash, f"model {model_dir}", index.model_config_hash, str(index.path),
+        model.weights_hash, index.model_weights_hash,
+    )  # fmt: skip
+    layout = Layout(tuple(model.input_ks))
+    guard = LengthGuard(model.training_lengths, min_length, str(fasta[0]), skip_by_default=True)
+    for path in fasta:
+        sample = fasta_sample(path)
+        for chunk_ids, lengths, counts in count_chunks([Path(path)], layout=layout, threads=threads or 1):
+            if not (keep := guard.keep(lengths)).any():
+                continue
+            chunk_ids, lengths, counts = chunk_ids[keep], lengths[keep], counts[keep]
+            z = model.embed(counts, layout, lengths=lengths)
+            index.check_queries(np.asarray(z), f"model {model_dir}")
+            yield np.full(len(chunk_ids), sample, dtype=object), chunk_ids, *index.search(z, k)
+    guard.report()
+
+
+def _open_for_query(index_path, k, threads, self_excluded: bool, sources: int, no_match_quantile: float,
+                    search: dict):  # fmt: skip
+    """The loaded index and k capped at its size (a warning says so); ``search``: nprobe and re-ranking."""
+    if sources != 1:
+        raise KmervaeError("give exactly one of --ids, --ids-file, --all, --fasta or --embeddings")
+    index = LoadedIndex(index_path, threads=threads, **search)
+    index.no_match_distance(no_match_quantile)  # a bad quantile fails before any work
+    if not index.calibration:
+        log.warning("%s has no calibration of its distances (built by an older kmervae): rebuild it to "
+                    "get nearest_quantile and no_close_match", index_path)  # fmt: skip
+    if int(k) > index.n:
+        most = index.n - 1 if self_excluded else index.n  # a query by ID is left out of its own neighbours
+        log.warning(
+            "-k %d is more than the %d vectors in %s: k capped at %d neighbours per query",
+            k, index.n, index_path, most,
+        )  # fmt: skip
+        k = index.n
+    return index, int(k)
+
+
+def _query(index_path, k, ids, ids_file, all, fasta, model_dir, embeddings, weights, threads, batch_size,
+           device, min_length, no_match_quantile, nprobe=None, rerank=None, rerank_from=None):  # fmt: skip
+    """(the loaded index, the batches of its answers) for :func:`query_index` and :func:`neighbours`."""
+    names = list(ids or []) + (read_ids_file(ids_file) if ids_file else [])
+    sources = sum((bool(ids), ids_file is not None, bool(all), bool(fasta), embeddings is not None))
+    by_id = bool(names) or bool(all)
+    search = {"nprobe": nprobe, "rerank": rerank, "rerank_from": rerank_from}
+    index, k = _open_for_query(index_path, k, threads, by_id, sources, no_match_quantile, search)
+    batch_size = max(batch_size, index.query_batch)  # a re-ranked query reads the store once a batch
+    if names:
+        batches = _id_batches(index, names, k, batch_size)
+    elif all:
+        batches = _all_batches(index, k, batch_size)
+    elif embeddings is not None:
+        batches = _embedding_batches(index, embeddings, k, batch_size)
+    else:
+        batches = _fasta_batches(index, fasta, model_dir, k, weights, device, threads, min_length)
+    return index, batches
 
 
 def query_index(
@@ -661,72 +989,55 @@ def query_index(
     batch_size: int = 1024,
     device: str = QUERY_DEFAULTS["device"],
     min_length: int | None = QUERY_DEFAULTS["min_length"],
+    no_match_quantile: float = QUERY_DEFAULTS["no_match_quantile"],
+    labels: str | os.PathLike | None = QUERY_DEFAULTS["labels"],
+    label_column: str = QUERY_DEFAULTS["label_column"],
+    ids_file: str | os.PathLike | None = None,
+    all: bool = False,
 ) -> int:
-    """Write the k nearest neighbours of the queries (exactly one of ids, fasta, embeddings).
+    """Write the k nearest neighbours of the queries to ``out`` (neighbours.tsv); returns the rows.
 
-    Queries by ``ids`` leave the query itself out of its own neighbours (other contigs with
-    identical vectors stay). FASTA queries are embedded first with ``model_dir``, which
-    must be the model the index was built from; those shorter than ``min_length`` (default:
-    its training floor, :mod:`kmervae.lengths`) are skipped. Returns the rows written.
+    Exactly one source: ``ids`` (``id`` or ``sample:id``; a bare ID in several samples is an
+    error naming them), ``ids_file`` (one a line), ``all`` (every indexed contig, in chunks
+    of ``batch_size`` queries), ``fasta`` or ``embeddings``. Queries by ID (and ``all``)
+    leave the query itself out of its own neighbours (other contigs with identical vectors
+    stay). FASTA queries are embedded first with ``model_dir``, which must be the model
+    the index was built from; those shorter than ``min_length`` (default: its training
+    floor, :mod:`kmervae.lengths`) are skipped; their sample is the FASTA's file name.
+    With a calibrated index each row also carries its query's nearest distance, that
+    distance's quantile among the index's own nearest-neighbour distances and
+    ``no_close_match`` (the quantile is above ``no_match_quantile``). With ``labels`` each row
+    has the query's and the neighbour's label (column ``label_column``; "" when unlisted).
     """
-    if sum((bool(ids), bool(fasta), embeddings is not None)) != 1:
-        raise KmervaeError("give exactly one of --ids, --fasta or --embeddings")
-    index = LoadedIndex(index_path, threads=threads, nprobe=nprobe, rerank=rerank, rerank_from=rerank_from)
-    batch_size = max(batch_size, index.query_batch)
-    if int(k) > index.n:
-        most = index.n - 1 if ids else index.n  # a query by ID is left out of its own neighbours
-        log.warning(
-            "-k %d is more than the %d vectors in %s: k capped at %d neighbours per query",
-            k,
-            index.n,
-            index_path,
-            most,
-        )
-        k = index.n
+    label_of = _labels(labels, label_column)
+    index, batches = _query(
+        index_path, k, ids, ids_file, all, fasta, model_dir, embeddings, weights, threads, batch_size,
+        device, min_length, no_match_quantile, nprobe, rerank, rerank_from,
+    )  # fmt: skip
+    return write_neighbours(out, index, batches, no_match_quantile, label_of)
 
-    def batches():
-        if ids:
-            for a in range(0, len(ids), batch_size):
-                chunk = list(ids[a : a + batch_size])
-                pos = index.positions(chunk)
-                yield chunk, *index.search(index.vectors(pos), k, exclude=pos)
-        elif embeddings is not None:
-            emb = Embeddings(embeddings)
-            if emb.latent_dim != index.dim:
-                raise KmervaeError(
-                    f"{embeddings}: embeddings have width {emb.latent_dim} but the index {index_path} has {index.dim}"
-                )
-            check_same_model(
-                emb.model_config_hash, str(embeddings), index.model_config_hash, str(index_path),
-                emb.model_weights_hash, index.model_weights_hash,
-            )
-            for a, b in emb.chunks(batch_size):
-                yield emb.ids(a, b), *index.search(emb.z_mean(a, b), k)
-        else:
-            if model_dir is None:
-                raise KmervaeError("--fasta needs --model MODEL_DIR (the model the index was built from)")
-            from .count import count_chunks
-            from .embed import to_device
-            from .kmers import Layout
-            from .lengths import LengthGuard
-            from .model import load_model
 
-            model = to_device(load_model(model_dir, weights=weights), device)
-            check_same_model(
-                model.config_hash, f"model {model_dir}", index.model_config_hash, str(index_path),
-                model.weights_hash, index.model_weights_hash,
-            )
-            layout = Layout(tuple(model.input_ks))
-            guard = LengthGuard(model.training_lengths, min_length, str(fasta[0]), skip_by_default=True)
-            for chunk_ids, lengths, counts in count_chunks(
-                [Path(p) for p in fasta], layout=layout, threads=threads or 1
-            ):
-                if not (keep := guard.keep(lengths)).any():
-                    continue
-                chunk_ids, lengths, counts = chunk_ids[keep], lengths[keep], counts[keep]
-                z = model.embed(counts, layout, lengths=lengths)
-                index.check_queries(np.asarray(z), f"model {model_dir}")
-                yield chunk_ids, *index.search(z, k)
-            guard.report()
+def _labels(labels, label_column: str) -> dict | None:
+    if labels is None:
+        return None
+    from .evaluate.retrieval import read_labels
 
-    return write_neighbours(out, index, batches())
+    return read_labels(labels, label_column)
+
+
+def neighbours(index_path: str | os.PathLike, ids: list[str] | None = None, k: int = 10, **kwargs):
+    """The neighbours of :func:`query_index` as a pandas DataFrame (same columns, same sources).
+
+    ``kmervae.neighbours("i.faiss", ids=["A:NODE_1"], k=5)``; ``embeddings=``, ``fasta=`` with
+    ``model_dir=``, ``ids_file=`` or ``all=True`` instead of ``ids``. Held in memory: for all-vs-all
+    of a large index write a file with :func:`query_index` instead."""
+    import pandas as pd
+
+    options = {**QUERY_DEFAULTS, "batch_size": 1024, "ids_file": None, "all": False, "fasta": None,
+               "model_dir": None, "embeddings": None, **kwargs, "k": k}  # fmt: skip
+    label_of = _labels(options.pop("labels"), options.pop("label_column"))
+    index, batches = _query(index_path, ids=ids, **options)
+    columns = neighbour_columns(index, label_of is not None)
+    rows = neighbour_rows(index, batches, options["no_match_quantile"], label_of)
+    frame = pd.DataFrame.from_records(list(rows), columns=columns)
+    return frame.astype({"rank": "int64", "distance": "float64"})

@@ -431,6 +431,8 @@ def describe_index(path: str | os.PathLike) -> dict:
         "bytes": size,
         "memory_bytes": size,
         "ids": None,
+        #: quantiles of the index's own nearest-neighbour distances (None: built before calibration)
+        "nearest_quantiles": (meta.get("calibration") or {}).get("quantiles"),
         "problems": [],
     }
     if ids_path.is_file():
@@ -693,7 +695,14 @@ def _render_index(info: dict) -> list[str]:
         f"  model      config {_short(info['model_config_hash'])}{weights}",
         f"  built from {info['embeddings']}",
         f"  memory     {human_bytes(info['memory_bytes'])} (the .faiss file)",
-    ]
+    ] + _render_calibration(info.get("nearest_quantiles"))
+
+
+def _render_calibration(quantiles: dict | None) -> list[str]:
+    if not quantiles:
+        return ["  nearest    not calibrated (rebuild the index for no_close_match)"]
+    shown = ", ".join(f"{name}% {value:.4g}" for name, value in quantiles.items())
+    return [f"  nearest    neighbour distance quantiles: {shown}"]
 
 
 def _ci(value: float, ci: list) -> str:

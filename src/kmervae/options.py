@@ -84,14 +84,18 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> N
     """Add each option's flag to ``parser``; the parsed value lands in ``args.<name>``."""
     for option in options:
         default = list(option.default) if option.nargs and option.default is not None else option.default
-        extra = {key: v for key, v in (("nargs", option.nargs), ("action", option.action)) if v is not None}
+        optional = (
+            ("nargs", option.nargs),
+            ("action", option.action),
+            ("type", option.type),  # a flag (``store_true``) takes none of these three
+            ("choices", option.choices),
+            ("metavar", option.metavar),
+        )
+        extra = {key: v for key, v in optional if v is not None}
         parser.add_argument(
             option.cli_flag,
             dest=option.name,
-            type=option.type,
             default=default,
-            choices=option.choices,
-            metavar=option.metavar,
             required=option.required,
             help=_help(option),
             **extra,

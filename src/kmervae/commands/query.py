@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..index import QUERY_OPTIONS
+from ..index import QUERY_OPTIONS, QUERY_SOURCES
 from ..options import add_options, values
 
 
@@ -10,8 +10,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--index", required=True, metavar="INDEX.faiss")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--ids", nargs="+", metavar="ID", help="contigs already in the index (each left out of its own list)"
+        "--ids",
+        nargs="+",
+        metavar="ID",
+        help="contigs already in the index, as ID or SAMPLE:ID (each left out of its own list)",
     )
+    add_options(source, QUERY_SOURCES)
     source.add_argument("--fasta", nargs="+", metavar="Q.fa", help="new contigs: embedded with --model first")
     source.add_argument("--embeddings", metavar="Q.zarr", help="an embeddings store of the same model")
     parser.add_argument("--model", metavar="MODEL_DIR", help="model for --fasta (the index's model)")
@@ -29,6 +33,7 @@ def run(args) -> int:
         fasta=args.fasta,
         model_dir=args.model,
         embeddings=args.embeddings,
+        **values(args, QUERY_SOURCES),
         **values(args, QUERY_OPTIONS),
     )
     print(f"{args.output}: {rows} neighbour rows")

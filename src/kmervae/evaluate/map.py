@@ -28,6 +28,7 @@ from .neighbours import (
     SPLIT,
     eligible_rows,
     locate_in_store,
+    row_samples,
     sample_rows,
     write_json,
     write_tsv,
@@ -147,14 +148,17 @@ def map_embeddings(
     xy = as_written(xy)
     mcs, ms = scaled_hdbscan_params(len(z), min_cluster_size, min_samples)
     clusters = HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit_predict(xy)
-    gc = map_gc(store, ids, embeddings)
+    samples = row_samples(emb, rows)
+    gc = map_gc(store, ids, embeddings, samples)
     label_values = None
     if labels is not None:
         label_of = read_labels(labels, label_column)
         label_values = np.array([label_of.get(i, "") for i in ids])
     columns = {"id": ids, "x": xy[:, 0], "y": xy[:, 1], "cluster": clusters, "gc": gc}
+    if samples is not None:  # IDs repeat across samples: the sample comes first, as in a groups map
+        columns = {"sample": samples, **columns}
     if groups:
-        columns["sample"], columns["length"] = emb.array("sample")[rows], emb.lengths()[rows]
+        columns["length"] = emb.lengths()[rows]
         columns["group"] = np.array(list(groups), dtype=object)[group_of]
         columns = {name: columns[name] for name in GROUP_COLUMNS}
     if label_values is not None:
@@ -182,12 +186,12 @@ def map_embeddings(
     return numbers
 
 
-def map_gc(store, ids: np.ndarray, embeddings) -> np.ndarray:
+def map_gc(store, ids: np.ndarray, embeddings, samples: np.ndarray | None = None) -> np.ndarray:
     """GC fraction of each contig from the store's 1-mers (NaN without a store)."""
     if store is None:
         return np.full(len(ids), np.nan)
     kstore = KmerStore(store)
-    ones = kstore.take(locate_in_store(kstore, ids, embeddings), ks=(1,))
+    ones = kstore.take(locate_in_store(kstore, ids, embeddings, samples), ks=(1,))
     return gc_fraction(ones, Layout((1,))).astype(np.float64)
 
 

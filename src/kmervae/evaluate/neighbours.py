@@ -20,7 +20,7 @@ from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, counts_to_clr
 from ..options import Option
-from ..store import SPLITS, KmerStore
+from ..store import SPLITS, KmerStore, take_rows
 
 METRICS = ("euclidean", "cosine")
 SPLIT_CHOICES = ("auto", "test", "validation", "train", "all")
@@ -87,26 +87,41 @@ def check_pool(pool_size: int, k: int, path) -> None:
         )
 
 
-def locate_in_store(store: KmerStore, ids: np.ndarray, source) -> np.ndarray:
-    """Store row of each ID (first occurrence), scanning the store's IDs chunk by chunk.
+def row_samples(emb: Embeddings, rows: np.ndarray) -> np.ndarray | None:
+    """The ``sample`` of embedding rows (None when the embeddings have no sample column)."""
+    if not emb.has("sample") or not len(rows):
+        return None
+    return np.asarray(take_rows(emb.group["sample"], np.asarray(rows), emb.chunk_rows)).astype(str)
 
-    An ID that the store lacks is one error naming it: embeddings and store must match.
+
+def locate_in_store(
+    store: KmerStore, ids: np.ndarray, source, samples: np.ndarray | None = None
+) -> np.ndarray:
+    """Store row of each contig (first occurrence), scanning the store's IDs chunk by chunk.
+
+    With ``samples`` and a store that has a sample column, a contig is its (sample, id) pair, so
+    IDs repeated across samples (``NODE_1`` of every assembly) find their own row; otherwise
+    it is its ID. A contig that the store lacks is one error naming it: embeddings and store must match.
     """
     ids = np.asarray(ids).astype(str)
-    want = {i: n for n, i in enumerate(ids)}
+    by_sample = samples is not None and store.has("sample")
+    keys = [(str(s), i) for s, i in zip(samples, ids)] if by_sample else list(ids)
+    want = {key: n for n, key in enumerate(keys)}
     found = np.full(len(ids), -1, dtype=np.int64)
     for a, b in store.chunks(max(store.chunk_rows, 1 << 18)):
         block = store.ids(a, b)
         hit = np.nonzero(np.isin(block, ids))[0]
+        block_samples = store.read("sample", a, b) if by_sample and len(hit) else None
         for h in hit:
-            n = want.get(block[h])
+            n = want.get((str(block_samples[h]), block[h]) if by_sample else block[h])
             if n is not None and found[n] < 0:
                 found[n] = a + h
     missing = np.nonzero(found < 0)[0]
     if len(missing):
         m = int(missing[0])
+        what = f"{samples[m]}:{ids[m]}" if by_sample else ids[m]
         raise KmervaeError(
-            f"{source}: contig {ids[m]!r} is not in the k-mer store {store.path} "
+            f"{source}: contig {what!r} is not in the k-mer store {store.path} "
             f"({len(missing)} of {len(ids)} pool IDs missing): use the store the embeddings were made from"
         )
     return found

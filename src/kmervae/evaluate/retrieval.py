@@ -32,6 +32,7 @@ from .neighbours import (
     kmer_groups,
     limit_threads,
     locate_in_store,
+    row_samples,
     sample_rows,
     write_json,
     write_tsv,
@@ -118,7 +119,9 @@ def retrieval(
     query = np.sort(rng.choice(len(pool_rows), size=min(int(queries), len(pool_rows)), replace=False))
     methods = [("vae", emb.latent_dim, lambda p: emb.take(pool_rows[p]))]
     if store is not None:
-        methods += _store_methods(emb, KmerStore(store), pool_ids, embeddings, fit_sample, seed, threads)
+        methods += _store_methods(
+            emb, KmerStore(store), pool_ids, embeddings, fit_sample, seed, threads, pool_rows
+        )
     table = []
     with limit_threads(threads):
         for name, width, vectors_at in methods:
@@ -176,9 +179,11 @@ def _labelled(emb: Embeddings, rows: np.ndarray, label_of: dict) -> np.ndarray:
     return np.concatenate(labelled) if labelled else np.empty(0, dtype=np.int64)
 
 
-def _store_methods(emb, kstore: KmerStore, pool_ids, embeddings, fit_sample, seed, threads) -> list:
+def _store_methods(
+    emb, kstore: KmerStore, pool_ids, embeddings, fit_sample, seed, threads, pool_rows
+) -> list:
     """The k-mer baselines of the pool: (name, width, vectors of pool positions) for CLR, PCA, 4-mer CLR."""
-    store_rows = locate_in_store(kstore, pool_ids, embeddings)
+    store_rows = locate_in_store(kstore, pool_ids, embeddings, row_samples(emb, pool_rows))
     groups = kmer_groups(emb, kstore)
     methods = [
         ("clr", len(kstore.layout.columns_for(groups)), lambda p: clr_rows(kstore, store_rows[p], groups))

@@ -34,6 +34,7 @@ from .neighbours import (
     kmer_mse,
     limit_threads,
     locate_in_store,
+    row_samples,
     sample_rows,
     write_json,
     write_tsv,
@@ -180,7 +181,11 @@ def pool_for(emb: Embeddings, store: KmerStore, split: str, pool: int, seed: int
     """(split used, embedding rows of the pool, matching store rows)."""
     used, rows = eligible_rows(emb, split)
     pool_rows = sample_rows(rows, pool, seed)
-    store_rows = locate_in_store(store, emb.take_ids(pool_rows), emb.path) if len(pool_rows) else pool_rows
+    store_rows = (
+        locate_in_store(store, emb.take_ids(pool_rows), emb.path, row_samples(emb, pool_rows))
+        if len(pool_rows)
+        else pool_rows
+    )
     return used, pool_rows, store_rows
 
 
