@@ -24,10 +24,11 @@ Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
-import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,12 @@ from .errors import KmervaeError
 from .progress import progress
 from .store import KmerStore
 from .vae.config import require_groups
+
+
+def default_read_threads() -> int:
+    """Decoding threads of the streaming loader: the cores this process may use, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
@@ -62,6 +69,8 @@ class DatasetBatches:
         lengths: bool = False,
         transform=None,
         transformed_width: int | None = None,
+        device: str | torch.device = "cpu",
+        read_threads: int | None = None,
     ):
         self.path = Path(path)
         self.store = KmerStore(path)
@@ -80,8 +89,16 @@ class DatasetBatches:
                 raise KmervaeError(f"{self.path}: no split named {split!r} (the dataset has {names})")
         self.train_code = names.index(train_split)
         self.val_code = names.index(validation_split)
-        self.n_train = len(self.store.split_index(train_split))
-        self.n_val = len(self.store.split_index(validation_split))
+        #: the split of every row (one byte a row), and per chunk {split code: rows}
+        self._split = self.store.split_codes()
+        self._chunk_counts = [
+            dict(zip(*(v.tolist() for v in np.unique(self._split[a:b], return_counts=True))))
+            for a, b in self.store.chunks()
+        ]
+        self.n_train = int((self._split == self.train_code).sum())
+        self.n_val = int((self._split == self.val_code).sum())
+        self.device = torch.device(device)
+        self.read_threads = int(read_threads or default_read_threads())
         for split, n in ((train_split, self.n_train), (validation_split, self.n_val)):
             if n == 0:
                 raise KmervaeError(f"{self.path}: the {split} split is empty (0 of {self.store.n} rows)")
@@ -95,58 +112,80 @@ class DatasetBatches:
         #: training batches are model inputs (float16) rather than stored values
         self.train_transformed = self.in_memory and transform is not None
         self._transform, self._transformed_width = transform, transformed_width
-        self._train = self._val = None
+        self._train = self._val = self._buffer = None
+        self._spare: list[np.ndarray] = []
         if self.in_memory:
             self._train, self._val = self._load()
 
     # -- reading -------------------------------------------------------------------
 
-    def _read_chunk(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """(split codes, stored rows of the model's groups) of rows [start, stop).
-
-        Rows keep the stored dtype; callers cast while copying the rows they keep
-        (one pass instead of two).
-        """
-        split = self.store.array("split")[start:stop]
-        rows = self.store.rows(start, stop)
+    def _select(self, c: int, rows: np.ndarray) -> np.ndarray:
+        """The model's columns of chunk ``c``'s stored rows (then the length when read)."""
         if self.columns is not None:
             rows = rows[:, self.columns]
         if self.lengths:  # the length as one more float32 column
-            length = self.store.lengths(start, stop).astype(np.float32)
+            lo = c * self.store.chunk_rows
+            length = self.store.lengths(lo, lo + len(rows)).astype(np.float32)
             rows = np.concatenate([rows.astype(np.float32, copy=False), length[:, None]], axis=1)
-        return split, rows
+        return rows
 
-    def _chunks_in(self, order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Read chunks in ``order`` with one chunk read ahead in a background thread."""
-        ranges = list(self.store.chunks())
-        q: queue.Queue = queue.Queue(maxsize=1)
-        stop = threading.Event()
+    def _chunk_arrays(self, count: int) -> list[np.ndarray]:
+        """``count`` chunk-sized arrays of the stored dtype to decode into (pinned for a CUDA device)."""
+        shape = (self.store.chunk_rows, self.store.layout.width)
+        dtype = self.store.matrix_array.dtype
+        if self.device.type != "cuda":
+            return [np.empty(shape, dtype=dtype) for _ in range(count)]
+        same = torch.int32 if dtype.itemsize == 4 else torch.int16 if dtype.itemsize == 2 else torch.uint8
+        return [torch.empty(shape, dtype=same, pin_memory=True).numpy().view(dtype) for _ in range(count)]
 
-        def reader():
+    def _chunks_in(self, order) -> Iterator[tuple[int, np.ndarray]]:
+        """(chunk, rows of the model's columns) for the chunks in ``order``, decoded ahead by
+        ``read_threads`` threads. Rows are valid until the next item is asked for (their
+        array is then reused; on CUDA only after the copies queued from it have run)."""
+        order = [int(c) for c in order]
+        depth = self.read_threads + 1
+        # the arrays are kept from call to call (fresh ones cost their page faults again)
+        arrays, self._spare = self._spare or self._chunk_arrays(depth + 1), []
+        free: queue.Queue = queue.Queue()
+        for array in arrays:
+            free.put((array, None))
+
+        def work(c: int):
+            array, event = free.get()
+            if event is not None:
+                event.synchronize()
+            n = self.store.read_chunk_into(c, array)
+            return array, self._select(c, array[:n])
+
+        pending: collections.deque = collections.deque()
+        with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
             try:
-                for c in order:
-                    if stop.is_set():
-                        return
-                    q.put(self._read_chunk(*ranges[c]))
-                q.put(None)
-            except BaseException as exc:  # surfaced in the consumer
-                q.put(exc)
+                for c in order[:depth]:
+                    pending.append((c, pool.submit(work, c)))
+                following = iter(order[depth:])
+                while pending:
+                    c, future = pending.popleft()
+                    array, rows = future.result()
+                    if (nxt := next(following, None)) is not None:
+                        pending.append((nxt, pool.submit(work, nxt)))
+                    yield c, rows
+                    event = None
+                    if self.device.type == "cuda":
+                        event = torch.cuda.Event()
+                        event.record()
+                    free.put((array, event))
+            finally:
+                for _, future in pending:
+                    future.cancel()
+        self._spare = arrays
 
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        try:
-            while (item := q.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a reader waiting on a full queue
-                try:
-                    q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            thread.join()
+    def _chunk_range(self, c: int) -> tuple[int, int]:
+        lo = c * self.store.chunk_rows
+        return lo, min(lo + self.store.chunk_rows, self.store.n)
+
+    def _chunks_with(self, code: int) -> list[int]:
+        """The chunks (in store order) holding rows of split ``code``."""
+        return [c for c, counts in enumerate(self._chunk_counts) if counts.get(code, 0)]
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train_transformed:
@@ -156,7 +195,8 @@ class DatasetBatches:
         val = np.empty((self.n_val, self.width), dtype=np.float32)
         t = v = 0
         with progress(f"loading {self.path.name}", total=self.store.n, unit="rows") as bar:
-            for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
+            for c, rows in self._chunks_in(range(len(self._chunk_counts))):
+                split = self._split[slice(*self._chunk_range(c))]
                 is_train, is_val = split == self.train_code, split == self.val_code
                 nt, nv = int(is_train.sum()), int(is_val.sum())
                 if self.train_transformed:
@@ -190,28 +230,87 @@ class DatasetBatches:
 
     def _streamed_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         rng = epoch_rng(self.seed, epoch)
-        n_chunks = len(list(self.store.chunks()))
-        order = epoch_rng(self.seed, epoch, stream=1).permutation(n_chunks)
-        buffer = np.empty((self.buffer_rows + self.store.chunk_rows, self.width), dtype=np.float32)
-        held = 0
-        for split, rows in self._chunks_in(order):
-            mask = split == self.train_code
+        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
+        order = [c for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        if self.device.type == "cuda":
+            yield from self._streamed_on_device(rng, order)
+            return
+        # The buffer holds whole chunks after a carry area; ``where`` lists the buffer rows of
+        # the training rows held, in the order they came (the rows a plain buffer would hold).
+        # Copying whole chunks runs at memory speed, copying masked rows at a third of it.
+        carry = self.batch_size
+        buffer = None
+        where = np.empty(self.buffer_rows + self.store.chunk_rows, dtype=np.int64)
+        held, top = 0, carry
+        for c, rows in self._chunks_in(order):
+            if buffer is None:
+                buffer = self._host_buffer(rows.dtype, carry)
+            mask = self._split[slice(*self._chunk_range(c))] == self.train_code
             n = int(mask.sum())
-            buffer[held : held + n] = rows if n == len(rows) else rows[mask]
+            if 4 * n >= 3 * len(rows):  # mostly training rows: copy the chunk whole
+                buffer[top : top + len(rows)] = rows
+                where[held : held + n] = top + np.flatnonzero(mask)
+                top += len(rows)
+            else:
+                buffer[top : top + n] = rows[mask]
+                where[held : held + n] = np.arange(top, top + n)
+                top += n
             held += n
             if held >= self.buffer_rows:
-                held = yield from self._drain(buffer, held, rng, final=False)
-        yield from self._drain(buffer, held, rng, final=True)
+                held = yield from self._drain(buffer, where, held, rng, final=False)
+                top = carry
+        if buffer is not None:
+            yield from self._drain(buffer, where, held, rng, final=True)
 
-    def _drain(self, buffer: np.ndarray, held: int, rng: np.random.Generator, final: bool):
-        """Yield shuffled full batches from the buffer; move the rest to its front."""
+    def _host_buffer(self, dtype: np.dtype, carry: int) -> np.ndarray:
+        """The streaming buffer, kept from epoch to epoch (a fresh one costs its page faults
+        again): the carry area, then up to 4/3 of the buffer rows (whole chunks are at least
+        3/4 training rows)."""
+        rows = carry + -(-4 * (self.buffer_rows + self.store.chunk_rows) // 3)
+        if self._buffer is None or self._buffer.dtype != dtype:
+            self._buffer = np.empty((rows, self.width), dtype=dtype)
+        return self._buffer
+
+    def _drain(self, buffer: np.ndarray, where: np.ndarray, held: int, rng: np.random.Generator, final: bool):
+        """Yield shuffled full batches of the held rows; move the rest to the carry area."""
         perm = rng.permutation(held)
         full = held if final else held - held % self.batch_size
         for start in range(0, full, self.batch_size):
-            yield torch.from_numpy(buffer[perm[start : start + self.batch_size]])
-        rest = perm[full:]
+            rows = where[perm[start : start + self.batch_size]]
+            yield torch.from_numpy(_torchable(np.take(buffer, rows, axis=0)))
+        rest = where[perm[full:]]
         buffer[: len(rest)] = buffer[rest]
+        where[: len(rest)] = np.arange(len(rest))
         return len(rest)
+
+    def _streamed_on_device(self, rng: np.random.Generator, order: list[int]) -> Iterator[torch.Tensor]:
+        """Streaming into a buffer on the CUDA device: whole chunks go over from pinned memory
+        without blocking, training rows are picked, shuffled and batched on the device."""
+        buffer = staging = None
+        held = 0
+        for c, rows in self._chunks_in(order):
+            if buffer is None:  # the dtype of the rows read: stored counts stay integers
+                kind = _torch_dtype(rows.dtype)
+                cap = self.buffer_rows + self.store.chunk_rows
+                buffer = torch.empty((cap, self.width), dtype=kind, device=self.device)
+                staging = torch.empty((self.store.chunk_rows, self.width), dtype=kind, device=self.device)
+            mask = self._split[slice(*self._chunk_range(c))] == self.train_code
+            n = int(mask.sum())
+            _stage_on_device(buffer[held : held + n], staging, rows, mask, n)
+            held += n
+            if held >= self.buffer_rows:
+                held = yield from self._drain_on_device(buffer, held, rng, final=False)
+        if buffer is not None:
+            yield from self._drain_on_device(buffer, held, rng, final=True)
+
+    def _drain_on_device(self, buffer: torch.Tensor, held: int, rng: np.random.Generator, final: bool):
+        perm = rng.permutation(held)
+        full = held if final else held - held % self.batch_size
+        index = torch.from_numpy(perm).to(buffer.device, non_blocking=True)
+        for start in range(0, full, self.batch_size):
+            yield buffer.index_select(0, index[start : start + self.batch_size])
+        buffer[: held - full] = buffer[index[full:]]
+        return held - full
 
     def train_subset_batches(self, rows: int) -> Iterator[torch.Tensor]:
         """The first ``rows`` training rows in store order (a fixed subset), in eval batches.
@@ -225,7 +324,8 @@ class DatasetBatches:
                 yield self._train[start : min(start + size, rows)]
             return
         taken = 0
-        for split, chunk in self._chunks_in(range(len(list(self.store.chunks())))):
+        for c, chunk in self._chunks_in(self._chunks_with(self.train_code)):
+            split = self._split[slice(*self._chunk_range(c))]
             keep = chunk[split == self.train_code][: rows - taken].astype(np.float32)
             for start in range(0, len(keep), size):
                 yield torch.from_numpy(keep[start : start + size])
@@ -234,7 +334,11 @@ class DatasetBatches:
                 return
 
     def validation_batches(self) -> Iterator[torch.Tensor]:
-        """The whole validation split in store order, in batches of ``eval_batch_size``."""
+        """The whole validation split in store order, in batches of ``eval_batch_size``.
+
+        Streaming reads only the chunks that hold validation rows (a dataset from
+        ``kmervae merge`` keeps them together in each shuffle bucket).
+        """
         size = self.eval_batch_size
         if self.in_memory:
             for start in range(0, self.n_val, size):
@@ -242,7 +346,8 @@ class DatasetBatches:
             return
         pending: list[np.ndarray] = []
         held = 0
-        for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
+        for c, rows in self._chunks_in(self._chunks_with(self.val_code)):
+            split = self._split[slice(*self._chunk_range(c))]
             keep = rows[split == self.val_code].astype(np.float32)
             pending.append(keep)
             held += len(keep)
@@ -261,3 +366,31 @@ class DatasetBatches:
             f"{self.path}: {self.n_train:,} training and {self.n_val:,} validation rows, "
             f"{self.width} columns ({'+'.join(f'{k}-mers' for k in self.ks)}), {mode}"
         )
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    """The torch dtype holding rows of numpy ``dtype`` (unsigned counts as the signed type
+    of their width: counts stay below 2**31)."""
+    return torch.from_numpy(_torchable(np.empty(0, dtype=dtype))).dtype
+
+
+def _torchable(array: np.ndarray) -> np.ndarray:
+    """``array`` with unsigned counts viewed as the signed type torch computes with."""
+    if array.dtype == np.uint32:
+        return array.view(np.int32)
+    if array.dtype == np.uint16:
+        return array.astype(np.int32)
+    return array
+
+
+def _stage_on_device(target: torch.Tensor, staging: torch.Tensor, rows: np.ndarray, mask, n: int) -> None:
+    """Copy the masked ``rows`` (pinned host memory) into ``target`` on the device without
+    blocking the host: the whole chunk goes over, the rows are picked on the device."""
+    source = torch.from_numpy(_torchable(rows))
+    if n == len(rows):
+        target.copy_(source, non_blocking=True)
+        return
+    staging = staging[: len(rows)]
+    staging.copy_(source, non_blocking=True)
+    index = torch.from_numpy(np.flatnonzero(mask)).to(staging.device, non_blocking=True)
+    torch.index_select(staging, 0, index, out=target)
