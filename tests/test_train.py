@@ -373,3 +373,42 @@ def test_work_dir_training_resumes_after_an_interruption_and_publishes_whole(dat
     other = tiny_config("training.lr=0.001")
     train_in_work_dir(other, path, tmp_path / "out2", work_root, device="cpu", threads=1)
     assert len((tmp_path / "out2" / "history.tsv").read_text().splitlines()) == 1 + 4
+
+
+def test_sharded_streaming_ranks_read_disjoint_chunks_and_agree_on_batch_sizes(dataset):
+    path, counts, split = dataset
+    ranks = [
+        DatasetBatches(path, KS, 32, seed=3, in_memory_budget_bytes=0, shuffle_buffer_rows=64, rank=r, world=2)
+        for r in range(2)
+    ]
+    assert all(d.sharded for d in ranks)
+    sizes = ranks[0].shard_sizes(1)
+    np.testing.assert_array_equal(sizes, ranks[1].shard_sizes(1))
+    assert (sizes >= 2).all() and (sizes.sum(axis=1) <= 32).all()
+    chunk_of = np.arange(len(counts)) // 32  # the dataset's chunks
+    train_rows = np.flatnonzero(split == 0)
+    seen = []
+    for r, data in enumerate(ranks):
+        parts = list(data.train_batches(1))
+        assert [len(p) for p in parts] == sizes[:, r].tolist()
+        rows = torch.cat(parts).numpy()
+        # which training row is each yielded row (rows are distinct count vectors here)
+        index = {tuple(counts[i]): i for i in train_rows}
+        got = np.array([index[tuple(row)] for row in rows])
+        assert len(set(got.tolist())) == len(got)  # each row at most once
+        seen.append(got)
+    first, second = (set(chunk_of[g].tolist()) for g in seen)
+    assert not first & second  # the ranks read different chunks
+    covered = len(seen[0]) + len(seen[1])
+    assert len(train_rows) - 64 <= covered <= len(train_rows)  # a few rows wait for another epoch
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_streaming_each_on_its_own_chunks(dataset, tmp_path):
+    path = dataset[0]
+    config = tiny_config("training.epochs=2", "loss.warmup_epochs=0", "training.in_memory_budget_bytes=0")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config, path, tmp_path / "two"), nprocs=2, join=True)
+    history = read_history(tmp_path / "two/history.tsv")
+    assert len(history) == 2 and all(math.isfinite(r["train_loss"]) for r in history)
+    log = (tmp_path / "two/train.log").read_text()
+    assert "2 rank(s)" in log and "streaming" in log

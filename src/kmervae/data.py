@@ -25,6 +25,7 @@ Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import queue
 from collections.abc import Iterator
@@ -71,6 +72,8 @@ class DatasetBatches:
         transformed_width: int | None = None,
         device: str | torch.device = "cpu",
         read_threads: int | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.path = Path(path)
         self.store = KmerStore(path)
@@ -116,6 +119,11 @@ class DatasetBatches:
         self._spare: list[np.ndarray] = []
         if self.in_memory:
             self._train, self._val = self._load()
+        self.rank, self.world = int(rank), int(world)
+        #: streaming under data parallelism: each rank reads its own share of the chunks and
+        #: yields its own part of every global batch (see :meth:`shard_sizes`)
+        self.sharded = not self.in_memory and self.world > 1
+        self._step_rows = self._share(self.batch_size, self.rank) if self.sharded else self.batch_size
 
     # -- reading -------------------------------------------------------------------
 
@@ -218,10 +226,39 @@ class DatasetBatches:
         A final batch under ``min_rows`` is dropped (batch normalisation needs two rows,
         and every data-parallel rank at least one).
         """
+        if self.sharded:
+            yield from itertools.islice(self._streamed_batches(epoch), len(self.shard_sizes(epoch)))
+            return
         batches = self._memory_batches(epoch) if self.in_memory else self._streamed_batches(epoch)
         for batch in batches:
             if len(batch) >= min_rows:
                 yield batch
+
+    def _share(self, rows: int, rank: int) -> int:
+        return (rows * (rank + 1)) // self.world - (rows * rank) // self.world
+
+    def _chunk_order(self, epoch: int) -> list[int]:
+        """The chunks holding training rows in epoch ``epoch``'s order (this rank's share when sharded)."""
+        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
+        order = [int(c) for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        return order[self.rank :: self.world] if self.sharded else order
+
+    def shard_sizes(self, epoch: int) -> np.ndarray:
+        """Sharded streaming: rows of every rank's part of each global batch of ``epoch``
+        (steps x ranks). Rank r reads chunks r, r + world, ... of the epoch's chunk order and
+        yields parts of its share of the batch size, the last one short; all ranks take as
+        many steps as the rank with the fewest (parts of at least two rows), so a few rows of
+        the others wait for a later epoch."""
+        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
+        order = [int(c) for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        rows = [sum(self._chunk_counts[c][self.train_code] for c in order[r :: self.world]) for r in range(self.world)]
+        shares = [self._share(self.batch_size, r) for r in range(self.world)]
+        parts = []
+        for r in range(self.world):
+            sizes = [shares[r]] * (rows[r] // shares[r]) + ([rows[r] % shares[r]] if rows[r] % shares[r] else [])
+            parts.append([n for n in sizes if n >= 2])
+        steps = min(len(p) for p in parts)
+        return np.array([[p[s] for p in parts] for s in range(steps)], dtype=np.int64).reshape(steps, self.world)
 
     def _memory_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         perm = torch.from_numpy(epoch_rng(self.seed, epoch).permutation(self.n_train))
@@ -229,16 +266,15 @@ class DatasetBatches:
             yield self._train.index_select(0, perm[start : start + self.batch_size])
 
     def _streamed_batches(self, epoch: int) -> Iterator[torch.Tensor]:
-        rng = epoch_rng(self.seed, epoch)
-        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
-        order = [c for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        rng = epoch_rng(self.seed, epoch, stream=1 + self.rank if self.rank else 0)
+        order = self._chunk_order(epoch)
         if self.device.type == "cuda":
             yield from self._streamed_on_device(rng, order)
             return
         # The buffer holds whole chunks after a carry area; ``where`` lists the buffer rows of
         # the training rows held, in the order they came (the rows a plain buffer would hold).
         # Copying whole chunks runs at memory speed, copying masked rows at a third of it.
-        carry = self.batch_size
+        carry = self._step_rows
         buffer = None
         where = np.empty(self.buffer_rows + self.store.chunk_rows, dtype=np.int64)
         held, top = 0, carry
@@ -274,9 +310,10 @@ class DatasetBatches:
     def _drain(self, buffer: np.ndarray, where: np.ndarray, held: int, rng: np.random.Generator, final: bool):
         """Yield shuffled full batches of the held rows; move the rest to the carry area."""
         perm = rng.permutation(held)
-        full = held if final else held - held % self.batch_size
-        for start in range(0, full, self.batch_size):
-            rows = where[perm[start : start + self.batch_size]]
+        step = self._step_rows
+        full = held if final else held - held % step
+        for start in range(0, full, step):
+            rows = where[perm[start : start + step]]
             yield torch.from_numpy(_torchable(np.take(buffer, rows, axis=0)))
         rest = where[perm[full:]]
         buffer[: len(rest)] = buffer[rest]
@@ -305,10 +342,11 @@ class DatasetBatches:
 
     def _drain_on_device(self, buffer: torch.Tensor, held: int, rng: np.random.Generator, final: bool):
         perm = rng.permutation(held)
-        full = held if final else held - held % self.batch_size
+        step = self._step_rows
+        full = held if final else held - held % step
         index = torch.from_numpy(perm).to(buffer.device, non_blocking=True)
-        for start in range(0, full, self.batch_size):
-            yield buffer.index_select(0, index[start : start + self.batch_size])
+        for start in range(0, full, step):
+            yield buffer.index_select(0, index[start : start + step])
         buffer[: held - full] = buffer[index[full:]]
         return held - full
 
@@ -359,7 +397,10 @@ class DatasetBatches:
             yield torch.from_numpy(np.concatenate(pending))
 
     def describe(self) -> str:
-        mode = "in memory" if self.in_memory else f"streaming (shuffle buffer {self.buffer_rows:,} rows)"
+        mode = "in memory" if self.in_memory else f"streaming (shuffle buffer {self.buffer_rows:,} rows"
+        if not self.in_memory:
+            mode += f", {self.read_threads} decoding thread(s)"
+            mode += f", rank {self.rank} of {self.world} reads its share of the chunks)" if self.sharded else ")"
         if self.train_transformed:
             mode += ", training rows transformed as float16"
         return (

@@ -215,11 +215,9 @@ def train_epoch(
         progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
     )
     with bar_context as bar:
-        for b, batch in enumerate(data.train_batches(epoch, min_rows=max(2, world.world))):
-            n = len(batch)
+        for b, (part, n, lo, hi) in enumerate(_rank_batches(data, epoch, world)):
             noise = torch.randn((n, model.latent_dim), generator=noise_gen, device=device)
-            lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
-            x = _inputs(model, batch[lo:hi], data.train_transformed, device)
+            x = _inputs(model, part, data.train_transformed, device)
             with _autocast(device, precision):
                 out = net(x, beta, noise[lo:hi])
             guard.step(b, out.loss)
@@ -232,6 +230,24 @@ def train_epoch(
             bar.update(1)
     guard.check()
     return world.sum(sums).cpu().numpy()
+
+
+def _rank_batches(data: DatasetBatches, epoch: int, world: _Dist):
+    """(this rank's part of a global batch, global rows n, the part's rows [lo, hi) in it).
+
+    Ranks slice every global batch, except when streaming sharded: each rank then reads
+    its own chunks and the loader says how large every rank's part is.
+    """
+    if data.sharded:
+        sizes = data.shard_sizes(epoch)
+        for part, row in zip(data.train_batches(epoch), sizes, strict=True):
+            lo = int(row[: world.rank].sum())
+            yield part, int(row.sum()), lo, lo + int(row[world.rank])
+        return
+    for batch in data.train_batches(epoch, min_rows=max(2, world.world)):
+        n = len(batch)
+        lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
+        yield batch[lo:hi], n, lo, hi
 
 
 class _FiniteGuard:
@@ -568,6 +584,8 @@ class _Run:
             t["eval_batch_size"],
             lengths=model.reads_length,
             device=dev,
+            rank=world.rank,
+            world=world.world,
             transform=model.transform if t["float16_inputs"] else None,
             transformed_width=model.input_width,
         )
