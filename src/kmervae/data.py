@@ -1,8 +1,9 @@
 """Batches of a dataset store for training: in memory when it fits, else streamed by chunks.
 
-Both modes yield float32 tensors of the *stored* values (counts or frequencies) of the
-model's groups only; the model turns them into its input per batch (CLR in torch), so
-the store stays counts and the transform runs wherever the model runs (CPU or GPU).
+Both modes yield tensors of the *stored* values (counts or frequencies) of the model's
+groups only — in memory float32, streamed in the stored type (counts as int32) — and
+the model turns them into its input per batch (cast and CLR in torch), so the store
+stays counts and the transform runs wherever the model runs (CPU or GPU).
 
 Batch order is a function of ``(seed, epoch)`` only — never of earlier epochs, the
 process or the wall clock — which is what makes resumed and multi-process runs
@@ -11,10 +12,13 @@ reproduce uninterrupted single-process ones.
 * In memory (the split fits ``in_memory_budget_bytes``): one random permutation of the
   training rows per epoch.
 * Streaming: the store's chunks in a random order per epoch, rows shuffled within a
-  bounded buffer of ``shuffle_buffer_rows`` (plus one chunk); a background thread reads
-  and decompresses the next chunk while the model trains. Peak memory is the buffer,
-  independent of the dataset size. Datasets from ``kmervae merge`` are already globally
-  shuffled, so the buffer only needs to vary the batches between epochs.
+  bounded buffer of ``shuffle_buffer_rows`` (plus one chunk); a pool of threads reads and
+  decodes the next chunks straight from their files while the model trains. Peak memory
+  is the buffer and a few chunks, independent of the dataset size. Datasets from
+  ``kmervae merge`` are already globally shuffled, so the buffer only needs to vary the
+  batches between epochs. On a CUDA device the buffer is on the device (chunks go over
+  from pinned memory without blocking). Under data parallelism (``world`` > 1) each rank
+  streams only its share of the chunks (:meth:`DatasetBatches.shard_sizes`).
 
 Models with ``log_length`` among their inputs also read the contig length (one more float32 column after
 the groups, ``lengths=True``), and may keep the training split in memory already
@@ -28,6 +32,7 @@ import collections
 import itertools
 import os
 import queue
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -117,6 +122,8 @@ class DatasetBatches:
         self._transform, self._transformed_width = transform, transformed_width
         self._train = self._val = self._buffer = None
         self._spare: list[np.ndarray] = []
+        #: seconds the last epoch's training loop waited for its batches
+        self.wait_seconds = 0.0
         if self.in_memory:
             self._train, self._val = self._load()
         self.rank, self.world = int(rank), int(world)
@@ -226,13 +233,28 @@ class DatasetBatches:
         A final batch under ``min_rows`` is dropped (batch normalisation needs two rows,
         and every data-parallel rank at least one).
         """
+        self.wait_seconds = 0.0
         if self.sharded:
-            yield from itertools.islice(self._streamed_batches(epoch), len(self.shard_sizes(epoch)))
+            yield from self._timed(itertools.islice(self._streamed_batches(epoch), len(self.shard_sizes(epoch))))
             return
         batches = self._memory_batches(epoch) if self.in_memory else self._streamed_batches(epoch)
-        for batch in batches:
+        for batch in self._timed(batches):
             if len(batch) >= min_rows:
                 yield batch
+
+    def _timed(self, batches) -> Iterator[torch.Tensor]:
+        """``batches``, adding the time spent waiting for each to :attr:`wait_seconds` (the
+        loader's stall as the training loop sees it)."""
+        batches = iter(batches)
+        while True:
+            began = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                self.wait_seconds += time.perf_counter() - began
+            yield batch
 
     def _share(self, rows: int, rank: int) -> int:
         return (rows * (rank + 1)) // self.world - (rows * rank) // self.world
@@ -262,8 +284,28 @@ class DatasetBatches:
 
     def _memory_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         perm = torch.from_numpy(epoch_rng(self.seed, epoch).permutation(self.n_train))
+        if self.device.type == "cuda":
+            yield from self._memory_batches_to_device(perm)
+            return
         for start in range(0, self.n_train, self.batch_size):
             yield self._train.index_select(0, perm[start : start + self.batch_size])
+
+    def _memory_batches_to_device(self, perm: torch.Tensor, ring: int = 3) -> Iterator[torch.Tensor]:
+        """The same batches gathered into a ring of pinned host buffers and sent to the CUDA
+        device without blocking (a buffer is reused once its copy has run)."""
+        shape = (self.batch_size, self._train.shape[1])
+        slots = [[torch.empty(shape, dtype=self._train.dtype, pin_memory=True), None] for _ in range(ring)]
+        for i, start in enumerate(range(0, self.n_train, self.batch_size)):
+            slot = slots[i % ring]
+            if slot[1] is not None:
+                slot[1].synchronize()
+            index = perm[start : start + self.batch_size]
+            host = slot[0][: len(index)]
+            torch.index_select(self._train, 0, index, out=host)
+            batch = host.to(self.device, non_blocking=True)
+            slot[1] = torch.cuda.Event()
+            slot[1].record()
+            yield batch
 
     def _streamed_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         rng = epoch_rng(self.seed, epoch, stream=1 + self.rank if self.rank else 0)

@@ -104,6 +104,8 @@ def _direct_chunk_decoder(array):
     array = getattr(array, "_array", array)
     if not isinstance(array.store, zarr.storage.LocalStore) or array.ndim != 2:
         return None
+    if tuple(array.chunks)[1] != array.shape[1]:  # chunks must hold whole rows
+        return None
     codecs = list(array.metadata.codecs)
     if not codecs or not isinstance(codecs[0], BytesCodec) or codecs[0].endian not in (None, Endian(sys.byteorder)):
         return None

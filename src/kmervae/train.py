@@ -229,6 +229,8 @@ def train_epoch(
                 sums += _batch_sums(out, beta, hi - lo)
             bar.update(1)
     guard.check()
+    if world.rank == 0:
+        log.info("epoch %d: the training loop waited %.2f s for the data loader", epoch + 1, data.wait_seconds)
     return world.sum(sums).cpu().numpy()
 
 
