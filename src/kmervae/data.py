@@ -386,7 +386,7 @@ class DatasetBatches:
         perm = rng.permutation(held)
         step = self._step_rows
         full = held if final else held - held % step
-        index = torch.from_numpy(perm).to(buffer.device, non_blocking=True)
+        index = torch.from_numpy(perm).pin_memory().to(buffer.device, non_blocking=True)
         for start in range(0, full, step):
             yield buffer.index_select(0, index[start : start + step])
         buffer[: held - full] = buffer[index[full:]]
@@ -475,5 +475,5 @@ def _stage_on_device(target: torch.Tensor, staging: torch.Tensor, rows: np.ndarr
         return
     staging = staging[: len(rows)]
     staging.copy_(source, non_blocking=True)
-    index = torch.from_numpy(np.flatnonzero(mask)).to(staging.device, non_blocking=True)
+    index = torch.from_numpy(np.flatnonzero(mask)).pin_memory().to(staging.device, non_blocking=True)
     torch.index_select(staging, 0, index, out=target)
