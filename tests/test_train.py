@@ -17,7 +17,7 @@ from kmervae.data import DatasetBatches
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
 from kmervae.model import load_model
-from kmervae.store import StoreWriter
+from kmervae.store import KmerStore, StoreWriter
 from kmervae.train import train
 
 KS = (3, 2, 1)
@@ -412,3 +412,46 @@ def test_two_gloo_processes_train_streaming_each_on_its_own_chunks(dataset, tmp_
     assert len(history) == 2 and all(math.isfinite(r["train_loss"]) for r in history)
     log = (tmp_path / "two/train.log").read_text()
     assert "2 rank(s)" in log and "streaming" in log
+
+
+def _plain_buffer_batches(counts, split, chunk_rows, batch, buffer_rows, seed, epoch):
+    """Oracle: the streaming shuffle on a plain buffer of training rows (chunks in the
+    epoch's order, rows appended, shuffled and drained in full batches, the rest kept in
+    front), written out with numpy alone."""
+    from kmervae.data import epoch_rng
+
+    n_chunks = -(-len(counts) // chunk_rows)
+    rng = epoch_rng(seed, epoch)
+    order = epoch_rng(seed, epoch, stream=1).permutation(n_chunks)
+    held = np.empty((0, counts.shape[1]), counts.dtype)
+    out = []
+
+    def drain(held, final):
+        perm = rng.permutation(len(held))
+        full = len(held) if final else len(held) - len(held) % batch
+        out.extend(held[perm[a : a + batch]] for a in range(0, full, batch))
+        return held[perm[full:]]
+
+    for c in order:
+        rows = counts[c * chunk_rows : (c + 1) * chunk_rows][split[c * chunk_rows : (c + 1) * chunk_rows] == 0]
+        if len(rows) == 0:
+            continue
+        held = np.concatenate([held, rows])
+        if len(held) >= buffer_rows:
+            held = drain(held, final=False)
+    drain(held, final=True)
+    return out
+
+
+def test_streamed_batches_are_the_plain_shuffle_buffer_batches_in_order(tmp_path):
+    # chunks of mostly validation rows too, so both ways of copying a chunk are used
+    path = tmp_path / "d.zarr"
+    counts, split = make_dataset(path, n=400, splits=(0.8, 0.15, 0.05))
+    split_in_store = np.asarray(KmerStore(path).array("split")[:])
+    data = DatasetBatches(path, KS, 24, seed=5, in_memory_budget_bytes=0, shuffle_buffer_rows=50, read_threads=2)
+    for epoch in (0, 3):
+        got = [b.numpy() for b in data.train_batches(epoch)]
+        expected = _plain_buffer_batches(counts, split_in_store, 32, 24, 50, 5, epoch)
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
