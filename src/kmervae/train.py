@@ -59,8 +59,6 @@ CHECKPOINT_VERSION = 1
 #: config keys that may change when resuming (they do not change what was trained so far)
 RESUMABLE_CHANGES = {("training", "epochs"), ("training", "eval_batch_size")}
 CURVES_EVERY_SECONDS = 60.0
-#: training steps between looks at the non-finite-loss guard (each look syncs host and device)
-FINITE_CHECK_EVERY = 64
 #: what a model directory holds (and Snakemake's mark on a finished directory output); an
 #: existing directory is replaced or trained into only when it holds nothing else
 MODEL_DIR = files_directory(
@@ -250,6 +248,10 @@ def _rank_batches(data: DatasetBatches, epoch: int, world: _Dist):
         n = len(batch)
         lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
         yield batch[lo:hi], n, lo, hi
+
+
+#: training steps between looks at the non-finite-loss guard (each look syncs host and device)
+FINITE_CHECK_EVERY = 64
 
 
 class _FiniteGuard:
