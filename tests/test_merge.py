@@ -86,7 +86,27 @@ def test_seed_determines_the_output_and_chunking_does_not(two_samples):
         np.testing.assert_array_equal(first[key], again[key])
     np.testing.assert_array_equal(first["rows"], again["rows"])
     assert not np.array_equal(first["id"], other["id"])
-    assert not np.array_equal(first["split"], other["split"])
+    by_id = lambda got: got["split"][np.argsort(got["id"])]  # noqa: E731 (each bucket is written split by split)
+    assert not np.array_equal(by_id(first), by_id(other))
+
+
+def test_each_bucket_is_written_split_by_split_in_random_order(two_samples):
+    tmp, _, _ = two_samples
+    inputs = [tmp / "aquatic.zarr", tmp / "terrestrial.min1000.zarr"]
+    budget = 1 << 19
+    out = merge_stores(inputs, tmp / "g.zarr", fractions=(0.7, 0.2, 0.1), chunk_rows=48, memory_budget=budget)
+    got = read_all(out)
+    row_bytes = got["rows"].shape[1] * got["rows"].dtype.itemsize + 256
+    edges = np.cumsum([0, *plan_buckets(1200, row_bytes, budget)])
+    assert len(edges) > 2  # several buckets
+    assert KmerStore(out).attrs["provenance"]["shuffle"]["buckets"] == len(edges) - 1
+    for a, b in zip(edges[:-1], edges[1:]):
+        split = got["split"][a:b]
+        assert np.all(np.diff(split) >= 0)  # training, then validation, then test rows
+        assert set(split.tolist()) == {0, 1, 2}
+        for code in (0, 1):  # within a split, not in input order
+            number = np.array([int(i[1:]) for i in got["id"][a:b][split == code]])
+            assert abs(np.corrcoef(number, np.arange(len(number)))[0, 1]) < 0.5
 
 
 def test_small_memory_budget_uses_bounded_buckets(two_samples):

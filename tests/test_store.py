@@ -179,3 +179,36 @@ def test_damaged_array_metadata_is_one_line_naming_store_and_array(tmp_path, cap
     )
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
     assert KmerStore(store).has("id") and not KmerStore(store).has("split")  # other members still open
+
+
+@pytest.mark.parametrize(
+    "codec", ["auto", None, "lz4-bit", "dataset"], ids=["zstd", "uncompressed", "lz4-bit", "dataset"]
+)
+def test_read_chunk_into_gives_the_rows_zarr_reads(tmp_path, codec):
+    from zarr.codecs import BloscCodec
+
+    from kmervae.store import DATASET_COMPRESSOR
+
+    compressors = {"lz4-bit": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"), "dataset": DATASET_COMPRESSOR}
+    layout = Layout.parse("3..1")
+    rng = np.random.default_rng(4)
+    counts = rng.integers(0, 70_000, size=(11, layout.width)).astype(np.uint32)  # beyond 16 bits too
+    path = tmp_path / "s.zarr"
+    with StoreWriter(path, layout, chunk_rows=4, compressors=compressors.get(codec, codec)) as w:
+        w.append([f"r{i}" for i in range(11)], np.full(11, 100), counts)
+    store = KmerStore(path)
+    assert store._decoder is not None  # read straight from the chunk files
+    out = np.zeros((4, layout.width), np.uint32)
+    for c, (lo, hi) in enumerate(store.chunks()):
+        assert store.read_chunk_into(c, out) == hi - lo
+        np.testing.assert_array_equal(out[: hi - lo], counts[lo:hi])
+
+
+def test_read_chunk_into_names_a_damaged_chunk(tmp_path):
+    path = tmp_path / "s.zarr"
+    write_store(path)
+    chunk_file = path / "counts" / "c/1/0"
+    chunk_file.write_bytes(bytes(range(256))[: chunk_file.stat().st_size])
+    store = KmerStore(path)
+    with pytest.raises(KmervaeError, match=r"array 'counts', chunk c/1/0 \(rows 4-7\) cannot be read"):
+        store.read_chunk_into(1, np.zeros((4, store.layout.width), np.uint32))

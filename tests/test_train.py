@@ -17,7 +17,7 @@ from kmervae.data import DatasetBatches
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
 from kmervae.model import load_model
-from kmervae.store import StoreWriter
+from kmervae.store import KmerStore, StoreWriter
 from kmervae.train import train
 
 KS = (3, 2, 1)
@@ -373,3 +373,85 @@ def test_work_dir_training_resumes_after_an_interruption_and_publishes_whole(dat
     other = tiny_config("training.lr=0.001")
     train_in_work_dir(other, path, tmp_path / "out2", work_root, device="cpu", threads=1)
     assert len((tmp_path / "out2" / "history.tsv").read_text().splitlines()) == 1 + 4
+
+
+def test_sharded_streaming_ranks_read_disjoint_chunks_and_agree_on_batch_sizes(dataset):
+    path, counts, split = dataset
+    ranks = [
+        DatasetBatches(path, KS, 32, seed=3, in_memory_budget_bytes=0, shuffle_buffer_rows=64, rank=r, world=2)
+        for r in range(2)
+    ]
+    assert all(d.sharded for d in ranks)
+    sizes = ranks[0].shard_sizes(1)
+    np.testing.assert_array_equal(sizes, ranks[1].shard_sizes(1))
+    assert (sizes >= 2).all() and (sizes.sum(axis=1) <= 32).all()
+    chunk_of = np.arange(len(counts)) // 32  # the dataset's chunks
+    train_rows = np.flatnonzero(split == 0)
+    seen = []
+    for r, data in enumerate(ranks):
+        parts = list(data.train_batches(1))
+        assert [len(p) for p in parts] == sizes[:, r].tolist()
+        rows = torch.cat(parts).numpy()
+        # which training row is each yielded row (rows are distinct count vectors here)
+        index = {tuple(counts[i]): i for i in train_rows}
+        got = np.array([index[tuple(row)] for row in rows])
+        assert len(set(got.tolist())) == len(got)  # each row at most once
+        seen.append(got)
+    first, second = (set(chunk_of[g].tolist()) for g in seen)
+    assert not first & second  # the ranks read different chunks
+    covered = len(seen[0]) + len(seen[1])
+    assert len(train_rows) - 64 <= covered <= len(train_rows)  # a few rows wait for another epoch
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_streaming_each_on_its_own_chunks(dataset, tmp_path):
+    path = dataset[0]
+    config = tiny_config("training.epochs=2", "loss.warmup_epochs=0", "training.in_memory_budget_bytes=0")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config, path, tmp_path / "two"), nprocs=2, join=True)
+    history = read_history(tmp_path / "two/history.tsv")
+    assert len(history) == 2 and all(math.isfinite(r["train_loss"]) for r in history)
+    log = (tmp_path / "two/train.log").read_text()
+    assert "2 rank(s)" in log and "streaming" in log
+
+
+def _plain_buffer_batches(counts, split, chunk_rows, batch, buffer_rows, seed, epoch):
+    """Oracle: the streaming shuffle on a plain buffer of training rows (chunks in the
+    epoch's order, rows appended, shuffled and drained in full batches, the rest kept in
+    front), written out with numpy alone."""
+    from kmervae.data import epoch_rng
+
+    n_chunks = -(-len(counts) // chunk_rows)
+    rng = epoch_rng(seed, epoch)
+    order = epoch_rng(seed, epoch, stream=1).permutation(n_chunks)
+    held = np.empty((0, counts.shape[1]), counts.dtype)
+    out = []
+
+    def drain(held, final):
+        perm = rng.permutation(len(held))
+        full = len(held) if final else len(held) - len(held) % batch
+        out.extend(held[perm[a : a + batch]] for a in range(0, full, batch))
+        return held[perm[full:]]
+
+    for c in order:
+        rows = counts[c * chunk_rows : (c + 1) * chunk_rows][split[c * chunk_rows : (c + 1) * chunk_rows] == 0]
+        if len(rows) == 0:
+            continue
+        held = np.concatenate([held, rows])
+        if len(held) >= buffer_rows:
+            held = drain(held, final=False)
+    drain(held, final=True)
+    return out
+
+
+def test_streamed_batches_are_the_plain_shuffle_buffer_batches_in_order(tmp_path):
+    # chunks of mostly validation rows too, so both ways of copying a chunk are used
+    path = tmp_path / "d.zarr"
+    counts, split = make_dataset(path, n=400, splits=(0.8, 0.15, 0.05))
+    split_in_store = np.asarray(KmerStore(path).array("split")[:])
+    data = DatasetBatches(path, KS, 24, seed=5, in_memory_budget_bytes=0, shuffle_buffer_rows=50, read_threads=2)
+    for epoch in (0, 3):
+        got = [b.numpy() for b in data.train_batches(epoch)]
+        expected = _plain_buffer_batches(counts, split_in_store, 32, 24, 50, 5, epoch)
+        assert len(got) == len(expected)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)

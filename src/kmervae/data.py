@@ -1,8 +1,9 @@
 """Batches of a dataset store for training: in memory when it fits, else streamed by chunks.
 
-Both modes yield float32 tensors of the *stored* values (counts or frequencies) of the
-model's groups only; the model turns them into its input per batch (CLR in torch), so
-the store stays counts and the transform runs wherever the model runs (CPU or GPU).
+Both modes yield tensors of the *stored* values (counts or frequencies) of the model's
+groups only — in memory float32, streamed in the stored type (counts as int32) — and
+the model turns them into its input per batch (cast and CLR in torch), so the store
+stays counts and the transform runs wherever the model runs (CPU or GPU).
 
 Batch order is a function of ``(seed, epoch)`` only — never of earlier epochs, the
 process or the wall clock — which is what makes resumed and multi-process runs
@@ -11,10 +12,13 @@ reproduce uninterrupted single-process ones.
 * In memory (the split fits ``in_memory_budget_bytes``): one random permutation of the
   training rows per epoch.
 * Streaming: the store's chunks in a random order per epoch, rows shuffled within a
-  bounded buffer of ``shuffle_buffer_rows`` (plus one chunk); a background thread reads
-  and decompresses the next chunk while the model trains. Peak memory is the buffer,
-  independent of the dataset size. Datasets from ``kmervae merge`` are already globally
-  shuffled, so the buffer only needs to vary the batches between epochs.
+  bounded buffer of ``shuffle_buffer_rows`` (plus one chunk); a pool of threads reads and
+  decodes the next chunks straight from their files while the model trains. Peak memory
+  is the buffer and a few chunks, independent of the dataset size. Datasets from
+  ``kmervae merge`` are already globally shuffled, so the buffer only needs to vary the
+  batches between epochs. On a CUDA device the buffer is on the device (chunks go over
+  from pinned memory without blocking). Under data parallelism (``world`` > 1) each rank
+  streams only its share of the chunks (:meth:`DatasetBatches.shard_sizes`).
 
 Models with ``log_length`` among their inputs also read the contig length (one more float32 column after
 the groups, ``lengths=True``), and may keep the training split in memory already
@@ -24,10 +28,13 @@ Jeffreys pseudocount keeps the CLR bounded). Validation always stays float32 and
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import queue
-import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,12 @@ from .errors import KmervaeError
 from .progress import progress
 from .store import KmerStore
 from .vae.config import require_groups
+
+
+def default_read_threads() -> int:
+    """Decoding threads of the streaming loader: the cores this process may use, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
@@ -62,6 +75,10 @@ class DatasetBatches:
         lengths: bool = False,
         transform=None,
         transformed_width: int | None = None,
+        device: str | torch.device = "cpu",
+        read_threads: int | None = None,
+        rank: int = 0,
+        world: int = 1,
     ):
         self.path = Path(path)
         self.store = KmerStore(path)
@@ -80,8 +97,16 @@ class DatasetBatches:
                 raise KmervaeError(f"{self.path}: no split named {split!r} (the dataset has {names})")
         self.train_code = names.index(train_split)
         self.val_code = names.index(validation_split)
-        self.n_train = len(self.store.split_index(train_split))
-        self.n_val = len(self.store.split_index(validation_split))
+        #: the split of every row (one byte a row), and per chunk {split code: rows}
+        self._split = self.store.split_codes()
+        self._chunk_counts = [
+            dict(zip(*(v.tolist() for v in np.unique(self._split[a:b], return_counts=True))))
+            for a, b in self.store.chunks()
+        ]
+        self.n_train = int((self._split == self.train_code).sum())
+        self.n_val = int((self._split == self.val_code).sum())
+        self.device = torch.device(device)
+        self.read_threads = int(read_threads or default_read_threads())
         for split, n in ((train_split, self.n_train), (validation_split, self.n_val)):
             if n == 0:
                 raise KmervaeError(f"{self.path}: the {split} split is empty (0 of {self.store.n} rows)")
@@ -95,58 +120,87 @@ class DatasetBatches:
         #: training batches are model inputs (float16) rather than stored values
         self.train_transformed = self.in_memory and transform is not None
         self._transform, self._transformed_width = transform, transformed_width
-        self._train = self._val = None
+        self._train = self._val = self._buffer = None
+        self._spare: list[np.ndarray] = []
+        #: seconds the last epoch's training loop waited for its batches
+        self.wait_seconds = 0.0
         if self.in_memory:
             self._train, self._val = self._load()
+        self.rank, self.world = int(rank), int(world)
+        #: streaming under data parallelism: each rank reads its own share of the chunks and
+        #: yields its own part of every global batch (see :meth:`shard_sizes`)
+        self.sharded = not self.in_memory and self.world > 1
+        self._step_rows = self._share(self.batch_size, self.rank) if self.sharded else self.batch_size
 
     # -- reading -------------------------------------------------------------------
 
-    def _read_chunk(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """(split codes, stored rows of the model's groups) of rows [start, stop).
-
-        Rows keep the stored dtype; callers cast while copying the rows they keep
-        (one pass instead of two).
-        """
-        split = self.store.array("split")[start:stop]
-        rows = self.store.rows(start, stop)
+    def _select(self, c: int, rows: np.ndarray) -> np.ndarray:
+        """The model's columns of chunk ``c``'s stored rows (then the length when read)."""
         if self.columns is not None:
             rows = rows[:, self.columns]
         if self.lengths:  # the length as one more float32 column
-            length = self.store.lengths(start, stop).astype(np.float32)
+            lo = c * self.store.chunk_rows
+            length = self.store.lengths(lo, lo + len(rows)).astype(np.float32)
             rows = np.concatenate([rows.astype(np.float32, copy=False), length[:, None]], axis=1)
-        return split, rows
+        return rows
 
-    def _chunks_in(self, order) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Read chunks in ``order`` with one chunk read ahead in a background thread."""
-        ranges = list(self.store.chunks())
-        q: queue.Queue = queue.Queue(maxsize=1)
-        stop = threading.Event()
+    def _chunk_arrays(self, count: int) -> list[np.ndarray]:
+        """``count`` chunk-sized arrays of the stored dtype to decode into (pinned for a CUDA device)."""
+        shape = (self.store.chunk_rows, self.store.layout.width)
+        dtype = self.store.matrix_array.dtype
+        if self.device.type != "cuda":
+            return [np.empty(shape, dtype=dtype) for _ in range(count)]
+        same = torch.int32 if dtype.itemsize == 4 else torch.int16 if dtype.itemsize == 2 else torch.uint8
+        return [torch.empty(shape, dtype=same, pin_memory=True).numpy().view(dtype) for _ in range(count)]
 
-        def reader():
+    def _chunks_in(self, order) -> Iterator[tuple[int, np.ndarray]]:
+        """(chunk, rows of the model's columns) for the chunks in ``order``, decoded ahead by
+        ``read_threads`` threads. Rows are valid until the next item is asked for (their
+        array is then reused; on CUDA only after the copies queued from it have run)."""
+        order = [int(c) for c in order]
+        depth = self.read_threads + 1
+        # the arrays are kept from call to call (fresh ones cost their page faults again)
+        arrays, self._spare = self._spare or self._chunk_arrays(depth + 1), []
+        free: queue.Queue = queue.Queue()
+        for array in arrays:
+            free.put((array, None))
+
+        def work(c: int):
+            array, event = free.get()
+            if event is not None:
+                event.synchronize()
+            n = self.store.read_chunk_into(c, array)
+            return array, self._select(c, array[:n])
+
+        pending: collections.deque = collections.deque()
+        with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
             try:
-                for c in order:
-                    if stop.is_set():
-                        return
-                    q.put(self._read_chunk(*ranges[c]))
-                q.put(None)
-            except BaseException as exc:  # surfaced in the consumer
-                q.put(exc)
+                for c in order[:depth]:
+                    pending.append((c, pool.submit(work, c)))
+                following = iter(order[depth:])
+                while pending:
+                    c, future = pending.popleft()
+                    array, rows = future.result()
+                    if (nxt := next(following, None)) is not None:
+                        pending.append((nxt, pool.submit(work, nxt)))
+                    yield c, rows
+                    event = None
+                    if self.device.type == "cuda":
+                        event = torch.cuda.Event()
+                        event.record()
+                    free.put((array, event))
+            finally:
+                for _, future in pending:
+                    future.cancel()
+        self._spare = arrays
 
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        try:
-            while (item := q.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a reader waiting on a full queue
-                try:
-                    q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            thread.join()
+    def _chunk_range(self, c: int) -> tuple[int, int]:
+        lo = c * self.store.chunk_rows
+        return lo, min(lo + self.store.chunk_rows, self.store.n)
+
+    def _chunks_with(self, code: int) -> list[int]:
+        """The chunks (in store order) holding rows of split ``code``."""
+        return [c for c, counts in enumerate(self._chunk_counts) if counts.get(code, 0)]
 
     def _load(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.train_transformed:
@@ -156,7 +210,8 @@ class DatasetBatches:
         val = np.empty((self.n_val, self.width), dtype=np.float32)
         t = v = 0
         with progress(f"loading {self.path.name}", total=self.store.n, unit="rows") as bar:
-            for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
+            for c, rows in self._chunks_in(range(len(self._chunk_counts))):
+                split = self._split[slice(*self._chunk_range(c))]
                 is_train, is_val = split == self.train_code, split == self.val_code
                 nt, nv = int(is_train.sum()), int(is_val.sum())
                 if self.train_transformed:
@@ -178,40 +233,164 @@ class DatasetBatches:
         A final batch under ``min_rows`` is dropped (batch normalisation needs two rows,
         and every data-parallel rank at least one).
         """
+        self.wait_seconds = 0.0
+        if self.sharded:
+            yield from self._timed(itertools.islice(self._streamed_batches(epoch), len(self.shard_sizes(epoch))))
+            return
         batches = self._memory_batches(epoch) if self.in_memory else self._streamed_batches(epoch)
-        for batch in batches:
+        for batch in self._timed(batches):
             if len(batch) >= min_rows:
                 yield batch
 
+    def _timed(self, batches) -> Iterator[torch.Tensor]:
+        """``batches``, adding the time spent waiting for each to :attr:`wait_seconds` (the
+        loader's stall as the training loop sees it)."""
+        batches = iter(batches)
+        while True:
+            began = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                self.wait_seconds += time.perf_counter() - began
+            yield batch
+
+    def _share(self, rows: int, rank: int) -> int:
+        return (rows * (rank + 1)) // self.world - (rows * rank) // self.world
+
+    def _chunk_order(self, epoch: int) -> list[int]:
+        """The chunks holding training rows in epoch ``epoch``'s order (this rank's share when sharded)."""
+        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
+        order = [int(c) for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        return order[self.rank :: self.world] if self.sharded else order
+
+    def shard_sizes(self, epoch: int) -> np.ndarray:
+        """Sharded streaming: rows of every rank's part of each global batch of ``epoch``
+        (steps x ranks). Rank r reads chunks r, r + world, ... of the epoch's chunk order and
+        yields parts of its share of the batch size, the last one short; all ranks take as
+        many steps as the rank with the fewest (parts of at least two rows), so a few rows of
+        the others wait for a later epoch."""
+        order = epoch_rng(self.seed, epoch, stream=1).permutation(len(self._chunk_counts))
+        order = [int(c) for c in order if self._chunk_counts[c].get(self.train_code, 0)]
+        rows = [sum(self._chunk_counts[c][self.train_code] for c in order[r :: self.world]) for r in range(self.world)]
+        shares = [self._share(self.batch_size, r) for r in range(self.world)]
+        parts = []
+        for r in range(self.world):
+            sizes = [shares[r]] * (rows[r] // shares[r]) + ([rows[r] % shares[r]] if rows[r] % shares[r] else [])
+            parts.append([n for n in sizes if n >= 2])
+        steps = min(len(p) for p in parts)
+        return np.array([[p[s] for p in parts] for s in range(steps)], dtype=np.int64).reshape(steps, self.world)
+
     def _memory_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         perm = torch.from_numpy(epoch_rng(self.seed, epoch).permutation(self.n_train))
+        if self.device.type == "cuda":
+            yield from self._memory_batches_to_device(perm)
+            return
         for start in range(0, self.n_train, self.batch_size):
             yield self._train.index_select(0, perm[start : start + self.batch_size])
 
+    def _memory_batches_to_device(self, perm: torch.Tensor, ring: int = 3) -> Iterator[torch.Tensor]:
+        """The same batches gathered into a ring of pinned host buffers and sent to the CUDA
+        device without blocking (a buffer is reused once its copy has run)."""
+        shape = (self.batch_size, self._train.shape[1])
+        slots = [[torch.empty(shape, dtype=self._train.dtype, pin_memory=True), None] for _ in range(ring)]
+        for i, start in enumerate(range(0, self.n_train, self.batch_size)):
+            slot = slots[i % ring]
+            if slot[1] is not None:
+                slot[1].synchronize()
+            index = perm[start : start + self.batch_size]
+            host = slot[0][: len(index)]
+            torch.index_select(self._train, 0, index, out=host)
+            batch = host.to(self.device, non_blocking=True)
+            slot[1] = torch.cuda.Event()
+            slot[1].record()
+            yield batch
+
     def _streamed_batches(self, epoch: int) -> Iterator[torch.Tensor]:
-        rng = epoch_rng(self.seed, epoch)
-        n_chunks = len(list(self.store.chunks()))
-        order = epoch_rng(self.seed, epoch, stream=1).permutation(n_chunks)
-        buffer = np.empty((self.buffer_rows + self.store.chunk_rows, self.width), dtype=np.float32)
-        held = 0
-        for split, rows in self._chunks_in(order):
-            mask = split == self.train_code
+        rng = epoch_rng(self.seed, epoch, stream=1 + self.rank if self.rank else 0)
+        order = self._chunk_order(epoch)
+        if self.device.type == "cuda":
+            yield from self._streamed_on_device(rng, order)
+            return
+        # The buffer holds whole chunks after a carry area; ``where`` lists the buffer rows of
+        # the training rows held, in the order they came (the rows a plain buffer would hold).
+        # Copying whole chunks runs at memory speed, copying masked rows at a third of it.
+        carry = self._step_rows
+        buffer = None
+        where = np.empty(self.buffer_rows + self.store.chunk_rows, dtype=np.int64)
+        held, top = 0, carry
+        for c, rows in self._chunks_in(order):
+            if buffer is None:
+                buffer = self._host_buffer(rows.dtype, carry)
+            mask = self._split[slice(*self._chunk_range(c))] == self.train_code
             n = int(mask.sum())
-            buffer[held : held + n] = rows if n == len(rows) else rows[mask]
+            if 4 * n >= 3 * len(rows):  # mostly training rows: copy the chunk whole
+                buffer[top : top + len(rows)] = rows
+                where[held : held + n] = top + np.flatnonzero(mask)
+                top += len(rows)
+            else:
+                buffer[top : top + n] = rows[mask]
+                where[held : held + n] = np.arange(top, top + n)
+                top += n
             held += n
             if held >= self.buffer_rows:
-                held = yield from self._drain(buffer, held, rng, final=False)
-        yield from self._drain(buffer, held, rng, final=True)
+                held = yield from self._drain(buffer, where, held, rng, final=False)
+                top = carry
+        if buffer is not None:
+            yield from self._drain(buffer, where, held, rng, final=True)
 
-    def _drain(self, buffer: np.ndarray, held: int, rng: np.random.Generator, final: bool):
-        """Yield shuffled full batches from the buffer; move the rest to its front."""
+    def _host_buffer(self, dtype: np.dtype, carry: int) -> np.ndarray:
+        """The streaming buffer, kept from epoch to epoch (a fresh one costs its page faults
+        again): the carry area, then up to 4/3 of the buffer rows (whole chunks are at least
+        3/4 training rows)."""
+        rows = carry + -(-4 * (self.buffer_rows + self.store.chunk_rows) // 3)
+        if self._buffer is None or self._buffer.dtype != dtype:
+            self._buffer = np.empty((rows, self.width), dtype=dtype)
+        return self._buffer
+
+    def _drain(self, buffer: np.ndarray, where: np.ndarray, held: int, rng: np.random.Generator, final: bool):
+        """Yield shuffled full batches of the held rows; move the rest to the carry area."""
         perm = rng.permutation(held)
-        full = held if final else held - held % self.batch_size
-        for start in range(0, full, self.batch_size):
-            yield torch.from_numpy(buffer[perm[start : start + self.batch_size]])
-        rest = perm[full:]
+        step = self._step_rows
+        full = held if final else held - held % step
+        for start in range(0, full, step):
+            rows = where[perm[start : start + step]]
+            yield torch.from_numpy(_torchable(np.take(buffer, rows, axis=0)))
+        rest = where[perm[full:]]
         buffer[: len(rest)] = buffer[rest]
+        where[: len(rest)] = np.arange(len(rest))
         return len(rest)
+
+    def _streamed_on_device(self, rng: np.random.Generator, order: list[int]) -> Iterator[torch.Tensor]:
+        """Streaming into a buffer on the CUDA device: whole chunks go over from pinned memory
+        without blocking, training rows are picked, shuffled and batched on the device."""
+        buffer = staging = None
+        held = 0
+        for c, rows in self._chunks_in(order):
+            if buffer is None:  # the dtype of the rows read: stored counts stay integers
+                kind = _torch_dtype(rows.dtype)
+                cap = self.buffer_rows + self.store.chunk_rows
+                buffer = torch.empty((cap, self.width), dtype=kind, device=self.device)
+                staging = torch.empty((self.store.chunk_rows, self.width), dtype=kind, device=self.device)
+            mask = self._split[slice(*self._chunk_range(c))] == self.train_code
+            n = int(mask.sum())
+            _stage_on_device(buffer[held : held + n], staging, rows, mask, n)
+            held += n
+            if held >= self.buffer_rows:
+                held = yield from self._drain_on_device(buffer, held, rng, final=False)
+        if buffer is not None:
+            yield from self._drain_on_device(buffer, held, rng, final=True)
+
+    def _drain_on_device(self, buffer: torch.Tensor, held: int, rng: np.random.Generator, final: bool):
+        perm = rng.permutation(held)
+        step = self._step_rows
+        full = held if final else held - held % step
+        index = torch.from_numpy(perm).pin_memory().to(buffer.device, non_blocking=True)
+        for start in range(0, full, step):
+            yield buffer.index_select(0, index[start : start + step])
+        buffer[: held - full] = buffer[index[full:]]
+        return held - full
 
     def train_subset_batches(self, rows: int) -> Iterator[torch.Tensor]:
         """The first ``rows`` training rows in store order (a fixed subset), in eval batches.
@@ -225,7 +404,8 @@ class DatasetBatches:
                 yield self._train[start : min(start + size, rows)]
             return
         taken = 0
-        for split, chunk in self._chunks_in(range(len(list(self.store.chunks())))):
+        for c, chunk in self._chunks_in(self._chunks_with(self.train_code)):
+            split = self._split[slice(*self._chunk_range(c))]
             keep = chunk[split == self.train_code][: rows - taken].astype(np.float32)
             for start in range(0, len(keep), size):
                 yield torch.from_numpy(keep[start : start + size])
@@ -234,7 +414,11 @@ class DatasetBatches:
                 return
 
     def validation_batches(self) -> Iterator[torch.Tensor]:
-        """The whole validation split in store order, in batches of ``eval_batch_size``."""
+        """The whole validation split in store order, in batches of ``eval_batch_size``.
+
+        Streaming reads only the chunks that hold validation rows (a dataset from
+        ``kmervae merge`` keeps them together in each shuffle bucket).
+        """
         size = self.eval_batch_size
         if self.in_memory:
             for start in range(0, self.n_val, size):
@@ -242,7 +426,8 @@ class DatasetBatches:
             return
         pending: list[np.ndarray] = []
         held = 0
-        for split, rows in self._chunks_in(range(len(list(self.store.chunks())))):
+        for c, rows in self._chunks_in(self._chunks_with(self.val_code)):
+            split = self._split[slice(*self._chunk_range(c))]
             keep = rows[split == self.val_code].astype(np.float32)
             pending.append(keep)
             held += len(keep)
@@ -254,10 +439,41 @@ class DatasetBatches:
             yield torch.from_numpy(np.concatenate(pending))
 
     def describe(self) -> str:
-        mode = "in memory" if self.in_memory else f"streaming (shuffle buffer {self.buffer_rows:,} rows)"
+        mode = "in memory" if self.in_memory else f"streaming (shuffle buffer {self.buffer_rows:,} rows"
+        if not self.in_memory:
+            mode += f", {self.read_threads} decoding thread(s)"
+            mode += f", rank {self.rank} of {self.world} reads its share of the chunks)" if self.sharded else ")"
         if self.train_transformed:
             mode += ", training rows transformed as float16"
         return (
             f"{self.path}: {self.n_train:,} training and {self.n_val:,} validation rows, "
             f"{self.width} columns ({'+'.join(f'{k}-mers' for k in self.ks)}), {mode}"
         )
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    """The torch dtype holding rows of numpy ``dtype`` (unsigned counts as the signed type
+    of their width: counts stay below 2**31)."""
+    return torch.from_numpy(_torchable(np.empty(0, dtype=dtype))).dtype
+
+
+def _torchable(array: np.ndarray) -> np.ndarray:
+    """``array`` with unsigned counts viewed as the signed type torch computes with."""
+    if array.dtype == np.uint32:
+        return array.view(np.int32)
+    if array.dtype == np.uint16:
+        return array.astype(np.int32)
+    return array
+
+
+def _stage_on_device(target: torch.Tensor, staging: torch.Tensor, rows: np.ndarray, mask, n: int) -> None:
+    """Copy the masked ``rows`` (pinned host memory) into ``target`` on the device without
+    blocking the host: the whole chunk goes over, the rows are picked on the device."""
+    source = torch.from_numpy(_torchable(rows))
+    if n == len(rows):
+        target.copy_(source, non_blocking=True)
+        return
+    staging = staging[: len(rows)]
+    staging.copy_(source, non_blocking=True)
+    index = torch.from_numpy(np.flatnonzero(mask)).pin_memory().to(staging.device, non_blocking=True)
+    torch.index_select(staging, 0, index, out=target)

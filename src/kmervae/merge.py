@@ -39,7 +39,7 @@ from .errors import KmervaeError
 from .options import Option, defaults
 from .progress import progress
 from .select import AlignedAppender, read_optional
-from .store import FORMAT, SPLITS, KmerStore, StoreWriter
+from .store import DATASET_COMPRESSOR, FORMAT, SPLITS, KmerStore, StoreWriter
 
 DEFAULT_FRACTIONS = (0.9, 0.1, 0.0)
 #: bytes of row data (all buckets' spill buffers, or one bucket being shuffled) held at once
@@ -156,6 +156,8 @@ class _Spill:
         self.flush_bytes = flush_bytes
         self.rows: list[list[tuple]] = [[] for _ in range(n_buckets)]
         self.hashes: list[list[tuple]] = [[] for _ in range(n_buckets)]
+        #: rows of each split per bucket: a bucket is written split by split
+        self.split_rows = np.zeros((n_buckets, len(SPLITS)), dtype=np.int64)
         self.buffered_bytes = 0
 
     def bucket_file(self, b: int) -> Path:
@@ -170,6 +172,7 @@ class _Spill:
         for b in np.nonzero(np.diff(edges))[0]:
             sel = order[edges[b] : edges[b + 1]]
             self.rows[b].append((ids[sel], lengths[sel], sample_codes[sel], split[sel], matrix[sel]))
+            self.split_rows[b] += np.bincount(split[sel], minlength=len(SPLITS))
         partition = (hashes % np.uint64(self.n_buckets)).astype(np.int64)
         for p in np.unique(partition):
             sel = partition == p
@@ -451,7 +454,7 @@ def _write_shuffled(out, first: KmerStore, step: int, attrs: dict, spill, bucket
         step,
         attrs=attrs,
         extra=("sample", "split"),
-        compressors=first.matrix_array.compressors,
+        compressors=DATASET_COMPRESSOR,  # read every epoch: the fastest to decode
     ) as writer:
         appender = AlignedAppender(writer)
         with progress("merge: shuffle buckets", total=n_total, unit="rows") as bar:
@@ -467,8 +470,13 @@ def _write_shuffled(out, first: KmerStore, step: int, attrs: dict, spill, bucket
 
 
 def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng: np.random.Generator):
-    """Read bucket ``b`` into arrays of its (known) size, each spilled row at a uniformly random position."""
-    position = rng.permutation(size)
+    """Read bucket ``b`` into arrays of its (known) size, split after split (training rows,
+    then validation, then test), each spilled row at a uniformly random position among its
+    split's. Grouping the splits keeps a dataset's validation rows in few chunks, so training
+    streams validation without reading the training rows again."""
+    edges = np.concatenate([[0], np.cumsum(spill.split_rows[b])])
+    slots = [edges[s] + rng.permutation(edges[s + 1] - edges[s]) for s in range(len(SPLITS))]
+    taken = np.zeros(len(SPLITS), dtype=np.int64)
     ids = np.empty(size, dtype=object)
     lengths = np.empty(size, dtype=np.int64)
     codes = np.empty(size, dtype=np.int32)
@@ -479,7 +487,11 @@ def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng
         block_matrix = np.frombuffer(SPILL_CODEC.decode(packed), dtype=matrix.dtype).reshape(
             len(block_ids), -1
         )
-        dest = position[filled : filled + len(block_ids)]
+        dest = np.empty(len(block_ids), dtype=np.int64)
+        for s in np.unique(block_split):
+            sel = block_split == s
+            dest[sel] = slots[s][taken[s] : taken[s] + int(sel.sum())]
+            taken[s] += int(sel.sum())
         ids[dest], lengths[dest], codes[dest] = block_ids, block_lengths, block_codes
         split[dest], matrix[dest] = block_split, block_matrix
         filled += len(block_ids)

@@ -198,7 +198,8 @@ class _Objective(nn.Module):
 def _batch_sums(out: LossOutput, beta: float, rows: int) -> torch.Tensor:
     """(loss, reconstruction, KL, rows) summed over a batch's rows, float64."""
     r, kl = out.reconstruction, out.kl
-    return torch.stack([(r + beta * kl).sum(), r.sum(), kl.sum(), r.new_tensor(rows)]).double()
+    total = r.sum()  # the row count filled on the device: no host-to-device copy per batch
+    return torch.stack([(r + beta * kl).sum(), total, kl.sum(), total.new_full((), rows, dtype=torch.float64)]).double()
 
 
 def train_epoch(
@@ -211,27 +212,23 @@ def train_epoch(
     beta = beta_at(config, epoch)
     seed = config["training"]["seed"]
     torch.manual_seed(_seed(seed, epoch, 1 + world.rank))  # dropout masks
-    noise_gen = torch.Generator().manual_seed(_seed(seed, epoch, 0))
+    # the noise is drawn where the model runs (reproducible per device kind; on CPU as ever)
+    noise_gen = torch.Generator(device=device).manual_seed(_seed(seed, epoch, 0))
     precision = config["training"]["precision"]
     sums = torch.zeros(4, dtype=torch.float64, device=device)
+    guard = _FiniteGuard(device, world, epoch)
     model.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
     bar_context = (
         progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
     )
     with bar_context as bar:
-        for b, batch in enumerate(data.train_batches(epoch, min_rows=max(2, world.world))):
-            n = len(batch)
-            noise = torch.randn((n, model.latent_dim), generator=noise_gen)
-            lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
-            x = _inputs(model, batch[lo:hi], data.train_transformed, device)
+        for b, (part, n, lo, hi) in enumerate(_rank_batches(data, epoch, world)):
+            noise = torch.randn((n, model.latent_dim), generator=noise_gen, device=device)
+            x = _inputs(model, part, data.train_transformed, device)
             with _autocast(device, precision):
-                out = net(x, beta, noise[lo:hi].to(device, non_blocking=True))
-            finite = torch.isfinite(out.loss).to(torch.float64)
-            if world.active:  # every rank must stop together
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if not finite.item():
-                raise _NonFinite(epoch, b, out.loss.item())
+                out = net(x, beta, noise[lo:hi])
+            guard.step(b, out.loss)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; weight each rank by its share of the global batch
             (out.loss * ((hi - lo) * world.world / n)).backward()
@@ -239,7 +236,64 @@ def train_epoch(
             with torch.no_grad():
                 sums += _batch_sums(out, beta, hi - lo)
             bar.update(1)
+    guard.check()
+    if world.rank == 0:
+        log.info("epoch %d: the training loop waited %.2f s for the data loader", epoch + 1, data.wait_seconds)
     return world.sum(sums).cpu().numpy()
+
+
+def _rank_batches(data: DatasetBatches, epoch: int, world: _Dist):
+    """(this rank's part of a global batch, global rows n, the part's rows [lo, hi) in it).
+
+    Ranks slice every global batch, except when streaming sharded: each rank then reads
+    its own chunks and the loader says how large every rank's part is.
+    """
+    if data.sharded:
+        sizes = data.shard_sizes(epoch)
+        for part, row in zip(data.train_batches(epoch), sizes, strict=True):
+            lo = int(row[: world.rank].sum())
+            yield part, int(row.sum()), lo, lo + int(row[world.rank])
+        return
+    for batch in data.train_batches(epoch, min_rows=max(2, world.world)):
+        n = len(batch)
+        lo, hi = (n * world.rank) // world.world, (n * (world.rank + 1)) // world.world
+        yield batch[lo:hi], n, lo, hi
+
+
+#: training steps between looks at the non-finite-loss guard (each look syncs host and device)
+FINITE_CHECK_EVERY = 64
+
+
+class _FiniteGuard:
+    """Stops training at a non-finite loss without a host-device sync per step: the first
+    bad batch's index and loss are kept on the device and looked at every
+    :data:`FINITE_CHECK_EVERY` steps and at the end of the epoch (all ranks together).
+    Steps after a bad batch until the check only train a model that is then discarded."""
+
+    NONE = 2**62
+
+    def __init__(self, device, world: _Dist, epoch: int):
+        self.world, self.epoch = world, epoch
+        self.first = torch.full((), self.NONE, dtype=torch.int64, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def step(self, b: int, loss: torch.Tensor) -> None:
+        with torch.no_grad():
+            loss = loss.detach().float()
+            new = ~torch.isfinite(loss) & (self.first == self.NONE)
+            self.first = torch.where(new, b, self.first)
+            self.value = torch.where(new, loss, self.value)
+        if (b + 1) % FINITE_CHECK_EVERY == 0:
+            self.check()
+
+    def check(self) -> None:
+        first = self.first.clone()
+        if self.world.active:  # every rank must stop together, at the earliest bad batch of any
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        b = int(first.item())
+        if b != self.NONE:
+            value = float(self.value.item()) if int(self.first.item()) == b else math.nan
+            raise _NonFinite(self.epoch, b, value)
 
 
 class _NoProgress(contextlib.nullcontext):
@@ -543,6 +597,9 @@ class _Run:
             t["validation_split"],
             t["eval_batch_size"],
             lengths=model.reads_length,
+            device=dev,
+            rank=world.rank,
+            world=world.world,
             transform=model.transform if t["float16_inputs"] else None,
             transformed_width=model.input_width,
         )
