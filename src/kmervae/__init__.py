@@ -2,7 +2,7 @@
 
 import os as _os
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import KmervaeError
 
 #: name, module under kmervae.commands, one-line help

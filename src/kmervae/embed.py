@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import KmervaeError
 from .kmers import Layout
 from .options import Option, defaults

@@ -450,7 +450,7 @@ def _obs_names(mode: str, cols: dict, first_row: int) -> list[str]:
 
 def provenance(emb: Embeddings) -> dict:
     """``uns["kmervae"]``: where the embeddings came from (no None values: h5ad has no null)."""
-    from . import __version__
+    from .version import __version__
     from .info import WEIGHTS_HASH_KEYS
 
     keys = (
