@@ -132,7 +132,7 @@ def tiny_fasta(workdir: Path) -> Path:
 
 def run_kmervae(path: Path, out: Path, threads: int):
     from kmervae.count import count_fasta
-    from kmervae.store import KmerStore
+    from kmervae.io.store import KmerStore
 
     count_fasta([tiny_fasta(out.parent)], out.with_name("warmup.zarr"), threads=threads)
     with Timer() as timer:
@@ -191,7 +191,7 @@ def run_numpy(path: Path, out: Path, threads: int):
 
     from kmervae.count import BASE_CODE
     from kmervae.kmers import Layout, canonical_index
-    from kmervae.store import FAST_COMPRESSOR, StoreWriter
+    from kmervae.io.store import FAST_COMPRESSOR, StoreWriter
 
     layout = Layout()
     fold = {k: canonical_index(k) for k in layout.ks}
@@ -229,9 +229,9 @@ def kernel_only(path: Path) -> dict:
     import numpy as np
 
     from kmervae.count import BASE_CODE, count_buffer, count_fasta
-    from kmervae.fasta import read_fasta_chunks
+    from kmervae.io.fasta import read_fasta_chunks
     from kmervae.kmers import Layout, canonical_index
-    from kmervae.store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
+    from kmervae.io.store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
 
     layout = Layout()
     fold = {k: canonical_index(k) for k in layout.ks}
@@ -309,7 +309,7 @@ def library_chunks(reader: str, path: Path, chunk_records: int = 4096):
     import numpy as np
 
     from kmervae.errors import KmervaeError
-    from kmervae.fasta import _BYTE_CLASS, _SeenIds, open_fasta
+    from kmervae.io.fasta import _BYTE_CLASS, _SeenIds, open_fasta
 
     with open_fasta(path) as fh:  # the preamble check on the head, as kmervae's reader makes it
         head = fh.read(1 << 16)
@@ -353,7 +353,7 @@ def library_chunks(reader: str, path: Path, chunk_records: int = 4096):
 
 def reader_chunks(reader: str, path: Path):
     if reader == "kmervae":
-        from kmervae.fasta import read_fasta_chunks
+        from kmervae.io.fasta import read_fasta_chunks
 
         return ((c.ids, c.seq, c.offsets) for c in read_fasta_chunks(path, chunk_records=4096))
     return library_chunks(reader, path)
@@ -495,7 +495,7 @@ def check_numpy_equals_kmervae(workdir: Path) -> None:
     """The baseline must compute the same numbers, or the comparison means nothing."""
     import numpy as np
 
-    from kmervae.store import KmerStore
+    from kmervae.io.store import KmerStore
 
     ours, theirs = KmerStore(workdir / "out-kmervae-1.zarr"), KmerStore(workdir / "out-numpy-1.zarr")
     assert ours.n == theirs.n and list(ours.ids(0, 2000)) == list(theirs.ids(0, 2000))

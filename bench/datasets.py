@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from kmervae.kmers import Layout
-from kmervae.store import FAST_COMPRESSOR, KmerStore, StoreWriter
+from kmervae.io.store import FAST_COMPRESSOR, KmerStore, StoreWriter
 
 
 def synthetic_store(path: Path, n: int, sample: str, seed: int) -> None:

@@ -5,8 +5,8 @@
 
 from pathlib import Path
 
-from kmervae import config as cfg
-from kmervae.model import build_model
+from kmervae.vae import config as cfg
+from kmervae.vae.files import build_model
 
 MODELS = Path(__file__).resolve().parents[1] / "config" / "models"
 

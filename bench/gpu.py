@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.kmers import Layout
-from kmervae.store import DATASET_COMPRESSOR, StoreWriter
+from kmervae.io.store import DATASET_COMPRESSOR, StoreWriter
 from kmervae.train import train
 
 

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from zarr.codecs import BloscCodec
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.data import DatasetBatches, default_read_threads
 from kmervae.kmers import Layout
-from kmervae.model import build_model
-from kmervae.store import StoreWriter
+from kmervae.vae.files import build_model
+from kmervae.io.store import StoreWriter
 from kmervae.train import train
 
 CODECS = {
@@ -77,7 +77,7 @@ def write_store(path: Path, codec, data, chunk_rows: int = 4096) -> float:
 
 def decode_rows_per_s(path: Path, repeat: int = 5) -> float:
     """One thread decoding the store's chunks straight from their files (the best of ``repeat``)."""
-    from kmervae.store import KmerStore
+    from kmervae.io.store import KmerStore
 
     store = KmerStore(path)
     out = np.empty((store.chunk_rows, store.layout.width), dtype=store.matrix_array.dtype)

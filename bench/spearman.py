@@ -20,7 +20,7 @@ import numpy as np
 from kmervae.embed import EmbeddingsWriter
 from kmervae.evaluate.spearman import format_result, spearman
 from kmervae.kmers import Layout
-from kmervae.store import StoreWriter
+from kmervae.io.store import StoreWriter
 
 
 def main() -> None:

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.data import DatasetBatches
 from kmervae.kmers import Layout
-from kmervae.model import build_model
-from kmervae.store import StoreWriter
+from kmervae.vae.files import build_model
+from kmervae.io.store import StoreWriter
 from kmervae.train import train
 
 HERE = Path(__file__).resolve().parent

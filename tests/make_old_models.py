@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_reference import REPO  # noqa: E402
 
-from kmervae import config as cfg  # noqa: E402
+from kmervae.vae import config as cfg  # noqa: E402
 from kmervae.kmers import Layout  # noqa: E402
-from kmervae.model import build_model, save_weights  # noqa: E402
+from kmervae.vae.files import build_model, save_weights  # noqa: E402
 
 OUT = REPO / "tests" / "data" / "old_models"
 LAYOUT = Layout.parse("4..1")

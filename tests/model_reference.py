@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.kmers import Layout
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.io.store import KmerStore, StoreWriter
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = Layout.parse("7..1")
@@ -67,7 +67,7 @@ def run(name: str, data: Path, out: Path) -> dict:
     """Train config ``name`` on ``data`` into ``out``: history, final weights and embeddings."""
     from safetensors.torch import load_file
 
-    from kmervae.model import load_model
+    from kmervae.vae.files import load_model
     from kmervae.train import train
 
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmervae.kmers import Layout
-from kmervae.store import StoreWriter
+from kmervae.io.store import StoreWriter
 
 SMALL = Layout.parse("2..1")
 

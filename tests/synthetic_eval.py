@@ -8,7 +8,7 @@ import numpy as np
 
 from kmervae.embed import EmbeddingsWriter
 from kmervae.kmers import Layout, counts_to_clr
-from kmervae.store import StoreWriter
+from kmervae.io.store import StoreWriter
 
 LAYOUT = Layout.parse("4..1")
 

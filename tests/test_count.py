@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kmervae.cli import main
 from kmervae.count import MARGINAL_FROM_BASES, count_buffer, count_chunks, count_fasta, count_sequences
 from kmervae.kmers import Layout, canonical_kmers
-from kmervae.store import KmerStore
+from kmervae.io.store import KmerStore
 
 from fasta_oracle import naive_parse
 

@@ -12,10 +12,10 @@ import pandas as pd
 from kmervae.chop import chop_genomes
 from kmervae.count import count_fasta
 from kmervae.kmers import Layout, gc_fraction
-from kmervae.legacy import export_legacy, import_legacy
+from kmervae.io.legacy import export_legacy, import_legacy
 from kmervae.merge import merge_stores
 from kmervae.select import select_min_length
-from kmervae.store import KmerStore
+from kmervae.io.store import KmerStore
 
 
 def fasta_gc(path):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.count import count_fasta
 from kmervae.embed import embed_path, embed_sequences, embed_store, open_embeddings
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.model import build_model, save_weights
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.vae.files import build_model, save_weights
+from kmervae.io.store import KmerStore, StoreWriter
 
 SEQS = {
     "a": "ACGTACGTTTGACCAGTNNACGGGTACCATG" * 5,

@@ -146,7 +146,7 @@ def test_bad_inputs_are_one_clear_error(tmp_path, capsys):
         spearman(data["emb"], data["store"], tmp_path / "r", split="validation")
     # a store without the embeddings' contigs
     from kmervae.kmers import Layout
-    from kmervae.store import StoreWriter
+    from kmervae.io.store import StoreWriter
 
     with StoreWriter(tmp_path / "wrong.zarr", Layout.parse("4..1")) as w:
         w.append(["x1", "x2"], [1, 1], np.ones((2, Layout.parse("4..1").width)))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from store_factory import make_store
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.embed import embed_store, open_embeddings
 from kmervae.errors import KmervaeError
@@ -15,8 +15,8 @@ from kmervae.export import export_embeddings, format_for
 from kmervae.index import IndexParams, build_index, query_index
 from kmervae.kmers import Layout
 from kmervae.merge import merge_stores
-from kmervae.model import build_model
-from kmervae.store import SPLITS, KmerStore, StoreWriter
+from kmervae.vae.files import build_model
+from kmervae.io.store import SPLITS, KmerStore, StoreWriter
 
 LAYOUT = Layout.parse("3..1")
 

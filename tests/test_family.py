@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout, counts_to_clr, frequencies
-from kmervae.model import build_model
+from kmervae.vae.files import build_model
 from kmervae.vae.inputs import InputSpec
 from kmervae.vae.model import VAE
 
@@ -458,8 +458,8 @@ def test_branched_gated_model_trains_and_logs_the_diagnostics(tmp_path):
     from test_train import make_dataset, read_history
 
     from kmervae.data import DatasetBatches
-    from kmervae.model import load_model
-    from kmervae.store import KmerStore
+    from kmervae.vae.files import load_model
+    from kmervae.io.store import KmerStore
     from kmervae.train import train
 
     path = tmp_path / "d.zarr"

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmervae import fasta
+from kmervae.io import fasta
 from kmervae.errors import KmervaeError
-from kmervae.fasta import read_fasta_chunks
+from kmervae.io.fasta import read_fasta_chunks
 
 from fasta_oracle import naive_parse
 

@@ -37,7 +37,7 @@ from kmervae.compare import (
     plot_heatmap,
     read_run_config,
 )
-from kmervae.config import dump, load
+from kmervae.vae.config import dump, load
 from kmervae.evaluate.count_distance import (
     count_distance,
     count_vs_distance_figure,

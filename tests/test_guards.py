@@ -19,13 +19,13 @@ from fasta_oracle import naive_parse
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.embed import embed_path, embed_sequences, open_embeddings
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.model import build_model, load_model, save_weights
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.vae.files import build_model, load_model, save_weights
+from kmervae.io.store import KmerStore, StoreWriter
 from kmervae.train import train
 
 KS = (3, 2, 1)

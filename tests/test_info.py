@@ -11,7 +11,7 @@ from scipy import stats
 from store_factory import make_store
 from synthetic_eval import make_data
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.embed import embed_store
 from kmervae.errors import KmervaeError
@@ -23,8 +23,8 @@ from kmervae.evaluate.spearman import spearman
 from kmervae.index import IndexParams, build_index
 from kmervae.info import LENGTH_THRESHOLDS, describe, render
 from kmervae.merge import merge_stores
-from kmervae.model import build_model, load_model, save_weights
-from kmervae.store import KmerStore
+from kmervae.vae.files import build_model, load_model, save_weights
+from kmervae.io.store import KmerStore
 from kmervae.train import train
 
 

@@ -7,11 +7,15 @@ from pathlib import Path
 import yaml
 from conftest import REPO
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 
 SRC = REPO / "src"
 #: the layers of kmervae.vae, each importing only earlier ones
-VAE_LAYERS = ["config", "blocks", "inputs", "heads", "bodies", "losses", "model"]
+VAE_LAYERS = ["config", "blocks", "inputs", "heads", "bodies", "losses", "model", "files"]
+
+
+#: modules below every layer: the profile contract, the error type, options and progress
+FOUNDATIONS = {"kmervae", "kmervae.errors", "kmervae.kmers", "kmervae.options", "kmervae.progress"}
 
 
 def module_name(path: Path) -> str:
@@ -82,11 +86,19 @@ def test_the_vae_layers_import_one_way():
         inside = {t.rsplit(".", 1)[1] for t in graph[f"kmervae.vae.{layer}"] if t.startswith("kmervae.vae.")}
         assert inside <= set(VAE_LAYERS[:i]), (layer, inside)
     assert not any(t.startswith("kmervae.vae") for t in graph["kmervae.vae.config"])
-    # the model layer is all the trainer needs from the VAE besides files on disk
+    # the trainer needs the config, the model and its loss contract, and the weight files
     assert {t for t in graph["kmervae.train"] if t.startswith("kmervae.vae")} <= {
+        "kmervae.vae.config",
         "kmervae.vae.losses",
         "kmervae.vae.model",
+        "kmervae.vae.files",
     }
+    # files in and out come first: nothing in kmervae.io imports the model, training or a stage
+    for module, targets in graph.items():
+        if module.startswith("kmervae.io."):
+            assert all(
+                t.startswith("kmervae.io") or t in FOUNDATIONS for t in targets
+            ), (module, sorted(targets))
 
 
 def _leaf_lines(text: str) -> dict[str, str]:

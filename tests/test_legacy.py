@@ -7,8 +7,8 @@ from store_factory import make_store
 from kmervae.cli import main
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.legacy import export_legacy, import_legacy
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.io.legacy import export_legacy, import_legacy
+from kmervae.io.store import KmerStore, StoreWriter
 
 
 def group_frequencies_oracle(counts, layout):

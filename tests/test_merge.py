@@ -7,7 +7,7 @@ from store_factory import make_store
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
 from kmervae.merge import ExactDealer, merge_stores, plan_buckets, split_sizes
-from kmervae.store import KmerStore
+from kmervae.io.store import KmerStore
 
 
 def read_all(path):

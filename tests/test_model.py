@@ -6,10 +6,10 @@ import pytest
 import torch
 import yaml
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.model import build_model, load_model, save_weights
+from kmervae.vae.files import build_model, load_model, save_weights
 from kmervae.vae.blocks import BatchNorm
 
 

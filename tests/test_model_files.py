@@ -10,10 +10,10 @@ import pytest
 import torch
 from test_train import make_dataset, tiny_config
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.errors import KmervaeError
-from kmervae.model import build_model, load_model, save_weights, weights_hash
+from kmervae.vae.files import build_model, load_model, save_weights, weights_hash
 from kmervae.train import make_optimizer, train
 
 
@@ -87,7 +87,7 @@ def test_two_identical_trainings_write_byte_identical_weight_files(data, tmp_pat
         assert f"{weights} {weights_hash(a)}" in (tmp_path / "a/train.log").read_text()  # recorded there
     # the metadata order does not depend on the process either
     script = (
-        "import sys, torch; from kmervae.model import load_model, save_weights; "
+        "import sys, torch; from kmervae.vae.files import load_model, save_weights; "
         "m = load_model(sys.argv[1], 'final'); save_weights(m, sys.argv[2], m.config)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

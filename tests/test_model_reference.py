@@ -22,9 +22,9 @@ from conftest import TEST_DATA
 from model_reference import HISTORY_KEYS, make_reference_dataset, run
 from safetensors.torch import save_file
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.kmers import Layout
-from kmervae.model import build_model, load_model, upgrade_state
+from kmervae.vae.files import build_model, load_model, upgrade_state
 
 OLD = TEST_DATA / "old_models"
 

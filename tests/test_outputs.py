@@ -20,10 +20,10 @@ import pytest
 import zarr
 from store_factory import make_store
 
-from kmervae.atomic import _host, publish, temporary_sibling, zarr_group
+from kmervae.io.atomic import _host, publish, temporary_sibling, zarr_group
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.io.store import KmerStore, StoreWriter
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FASTA = ">a desc\nACGTACGTAGCTAGCTAGCATCGATN\n>b\nGGGGCCCATATATAT\n"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import kmervae
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main
 from kmervae.count import count_fasta
 from kmervae.embed import EmbeddingsWriter, embed_store, open_embeddings
@@ -15,8 +15,8 @@ from kmervae.evaluate.neighbours import locate_in_store, row_samples
 from kmervae.index import CALIBRATION_LEVELS, IndexParams, LoadedIndex, build_index, query_index
 from kmervae.kmers import Layout
 from kmervae.merge import merge_stores
-from kmervae.model import build_model
-from kmervae.store import KmerStore
+from kmervae.vae.files import build_model
+from kmervae.io.store import KmerStore
 
 BASE = ["query_sample", "query_id", "rank", "neighbour_sample", "neighbour_id", "distance"]
 

@@ -7,7 +7,7 @@ from store_factory import make_store
 from kmervae.cli import main
 from kmervae.errors import KmervaeError
 from kmervae.select import select_min_length
-from kmervae.store import KmerStore
+from kmervae.io.store import KmerStore
 
 
 @pytest.mark.parametrize("matrix", ["counts", "freq"])

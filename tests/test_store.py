@@ -5,7 +5,7 @@ import pytest
 
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.io.store import KmerStore, StoreWriter
 
 
 def write_store(path, n=10, chunk_rows=4, layout=Layout.parse("2..1"), extra=()):
@@ -62,7 +62,7 @@ def test_directly_encoded_chunks_are_the_bytes_zarr_writes(tmp_path):
     """Chunk-aligned appends are encoded by StoreWriter itself; zarr's own pipeline is the oracle."""
     import zarr
 
-    from kmervae.store import FAST_COMPRESSOR
+    from kmervae.io.store import FAST_COMPRESSOR
 
     layout = Layout.parse("3..1")
     n = 23
@@ -98,7 +98,7 @@ def test_directly_encoded_chunks_are_the_bytes_zarr_writes(tmp_path):
 
 
 def test_append_padded_writes_the_same_store_without_a_copy(tmp_path):
-    from kmervae.store import FAST_COMPRESSOR
+    from kmervae.io.store import FAST_COMPRESSOR
 
     layout = Layout.parse("2..1")
     counts = np.random.default_rng(3).integers(0, 50, size=(11, layout.width)).astype(np.uint32)
@@ -187,7 +187,7 @@ def test_damaged_array_metadata_is_one_line_naming_store_and_array(tmp_path, cap
 def test_read_chunk_into_gives_the_rows_zarr_reads(tmp_path, codec):
     from zarr.codecs import BloscCodec
 
-    from kmervae.store import DATASET_COMPRESSOR
+    from kmervae.io.store import DATASET_COMPRESSOR
 
     compressors = {"lz4-bit": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"), "dataset": DATASET_COMPRESSOR}
     layout = Layout.parse("3..1")

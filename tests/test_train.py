@@ -11,13 +11,13 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from kmervae import config as cfg
+from kmervae.vae import config as cfg
 from kmervae.cli import main as cli_main
 from kmervae.data import DatasetBatches
 from kmervae.errors import KmervaeError
 from kmervae.kmers import Layout
-from kmervae.model import load_model
-from kmervae.store import KmerStore, StoreWriter
+from kmervae.vae.files import load_model
+from kmervae.io.store import KmerStore, StoreWriter
 from kmervae.train import train
 
 KS = (3, 2, 1)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .io.atomic import atomic_path
 from .errors import KmervaeError
-from .fasta import open_fasta, read_fasta_chunks
+from .io.fasta import open_fasta, read_fasta_chunks
 from .options import Option, defaults
 from .progress import progress
 

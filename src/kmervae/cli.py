@@ -146,7 +146,7 @@ def _run(args) -> int:
 def _after_signal() -> None:
     """Remove what the interrupted stage left and keep the exit to one line: a signal that
     arrived inside zarr's event loop leaves coroutines that would warn at shutdown."""
-    from .atomic import remove_own_temporaries
+    from .io.atomic import remove_own_temporaries
 
     remove_own_temporaries()
     if _drain_zarr_loop():  # a write still running on zarr's I/O thread may recreate a temporary

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .io.atomic import atomic_path
 from .errors import KmervaeError
 from .options import Option, defaults
 from .workflow_config import parse_run, parse_testset
@@ -219,7 +219,7 @@ def _write_tsv(frame: pd.DataFrame, path: Path, index: bool = False) -> None:
 
 def read_run_config(model_dir: str | os.PathLike) -> dict | None:
     """The resolved config a run was trained with (``config.yaml`` of its model directory), or None."""
-    from .config import load
+    from .vae.config import load
 
     path = Path(model_dir) / "config.yaml"
     return load(path) if path.exists() else None

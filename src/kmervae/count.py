@@ -31,11 +31,11 @@ import numpy as np
 from numba import njit, prange
 
 from .errors import KmervaeError
-from .fasta import DEFAULT_CHUNK_BASES, FastaChunk, open_fasta, read_fasta_chunks
+from .io.fasta import DEFAULT_CHUNK_BASES, FastaChunk, open_fasta, read_fasta_chunks
 from .kmers import Layout, canonical_index, reverse_complement_code
 from .options import Option, defaults
 from .progress import progress
-from .store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
+from .io.store import DEFAULT_CHUNK_ROWS, FAST_COMPRESSOR, StoreWriter, source_entry
 
 log = logging.getLogger("kmervae.count")
 

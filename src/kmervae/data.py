@@ -42,7 +42,7 @@ import torch
 
 from .errors import KmervaeError
 from .progress import progress
-from .store import KmerStore
+from .io.store import KmerStore
 from .vae.config import require_groups
 
 

@@ -9,7 +9,7 @@ Layout of ``EMB.zarr`` (format ``kmervae-embeddings``, version 1)::
     z_mean   float32 (N, latent)   the encoder's mean
 
 Attributes: ``format``, ``format_version``, ``model_dir``, ``model_config_hash``,
-``model_weights_hash`` (of the weight file, :func:`kmervae.model.weights_hash`),
+``model_weights_hash`` (of the weight file, :func:`kmervae.vae.files.weights_hash`),
 ``latent_dim``, ``input_ks``, ``input`` (path), ``input_sha256`` (FASTA files) or
 ``input_attrs`` (a summary of the input store), ``split`` (when one split was embedded),
 ``tool_version``, ``n``. Written into a temporary sibling and renamed into place, so a
@@ -35,7 +35,7 @@ from .kmers import Layout
 from .options import Option, defaults
 from .lengths import LengthGuard
 from .progress import progress
-from .store import (
+from .io.store import (
     DEFAULT_CHUNK_ROWS,
     OPTIONAL_ARRAYS,
     AtomicGroupWriter,
@@ -369,7 +369,7 @@ def embed_path(
 
     ``min_length``: see :mod:`kmervae.lengths` (None: the FASTA default, the training floor).
     """
-    from .model import load_model
+    from .vae.files import load_model
 
     model = to_device(load_model(model_dir, weights=weights), device)
     inputs = list(input_path) if isinstance(input_path, (list, tuple)) else [input_path]

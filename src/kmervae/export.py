@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .io.atomic import atomic_path
 from .embed import Embeddings
 from .errors import KmervaeError
 from .kmers import Layout, gc_fraction
-from .store import SPLITS, KmerStore
+from .io.store import SPLITS, KmerStore
 
 log = logging.getLogger(__name__)
 

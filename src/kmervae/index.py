@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import FILE, atomic_path, prepare_output
+from .io.atomic import FILE, atomic_path, prepare_output
 from .embed import Embeddings, check_same_model
 from .errors import KmervaeError
 from .options import Option, defaults
@@ -912,7 +912,7 @@ def _fasta_batches(index: LoadedIndex, fasta, model_dir, k: int, weights, device
     from .embed import to_device
     from .kmers import Layout
     from .lengths import LengthGuard
-    from .model import load_model
+    from .vae.files import load_model
 
     model = to_device(load_model(model_dir, weights=weights), device)
     check_same_model(

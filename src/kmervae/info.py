@@ -30,8 +30,8 @@ import numpy as np
 
 from .errors import KmervaeError
 from .select import read_optional
-from .store import FORMAT as STORE_FORMAT
-from .store import SPLITS, KmerStore
+from .io.store import FORMAT as STORE_FORMAT
+from .io.store import SPLITS, KmerStore
 
 LENGTH_THRESHOLDS = (1000, 2000, 3000, 4000, 5000)
 #: rows read at once for the summaries (ids/lengths/sample/split only, never the matrix)
@@ -319,7 +319,7 @@ def describe_model(path: str | os.PathLike) -> dict:
     """Config name and hash, parameters, training data, epochs and best epoch of a model directory."""
     import yaml
 
-    from .config import config_hash
+    from .vae.config import config_hash
 
     path = Path(path)
     config_path = path / "config.yaml"

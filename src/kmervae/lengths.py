@@ -47,7 +47,7 @@ METADATA_KEY = "training_lengths"
 
 def training_lengths(path: str | os.PathLike, split: str) -> dict:
     """The length summary of one split of a dataset store (read chunk by chunk)."""
-    from .store import KmerStore
+    from .io.store import KmerStore
 
     store = KmerStore(path)
     code = store.split_names().index(split)

@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 from numcodecs import Blosc
 
-from .atomic import prepare_output, temporary_sibling, zarr_group
+from .io.atomic import prepare_output, temporary_sibling, zarr_group
 from .errors import KmervaeError
 from .options import Option, defaults
 from .progress import progress
 from .select import AlignedAppender, read_optional
-from .store import DATASET_COMPRESSOR, FORMAT, SPLITS, KmerStore, StoreWriter
+from .io.store import DATASET_COMPRESSOR, FORMAT, SPLITS, KmerStore, StoreWriter
 
 DEFAULT_FRACTIONS = (0.9, 0.1, 0.0)
 #: bytes of row data (all buckets' spill buffers, or one bucket being shuffled) held at once

@@ -28,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .atomic import atomic_path
+from .io.atomic import atomic_path
 
 SUFFIXES = (".png", ".pdf")
 MM_PER_INCH = 25.4

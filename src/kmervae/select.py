@@ -17,7 +17,7 @@ import numpy as np
 from .errors import KmervaeError
 from .options import Option, defaults
 from .progress import progress
-from .store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
+from .io.store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
 
 log = logging.getLogger(__name__)
 

@@ -49,13 +49,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .atomic import atomic_path, files_directory, prepare_output
-from .config import canonical, config_hash, dump, resolve
+from .io.atomic import atomic_path, files_directory, prepare_output
+from .vae.config import canonical, config_hash, dump, resolve
 from .data import DatasetBatches
 from .errors import KmervaeError
 from .lengths import describe as describe_lengths
 from .lengths import training_lengths
-from .model import build_model, save_weights, upgrade_state, weights_hash
+from .vae.files import build_model, save_weights, upgrade_state, weights_hash
 from .progress import progress
 from .vae.losses import LossOutput
 from .vae.model import VAE
@@ -861,7 +861,7 @@ def train_in_work_dir(
     """
     import hashlib
 
-    from .atomic import publish
+    from .io.atomic import publish
 
     data_meta = Path(data_path) / "zarr.json"
     if not data_meta.is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import config as model_config
+from .vae import config as model_config
 from .errors import KmervaeError
 from .kmers import Layout
 from .vae.config import read_ks, require_groups

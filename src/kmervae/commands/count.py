@@ -17,7 +17,7 @@ def run(args) -> int:
     from ..errors import KmervaeError
     from ..kmers import Layout
     from ..options import values
-    from ..store import KmerStore
+    from ..io.store import KmerStore
 
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise KmervaeError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")

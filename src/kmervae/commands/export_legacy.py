@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..legacy import export_legacy
+    from ..io.legacy import export_legacy
 
     npy, ids = export_legacy(args.store, args.output, args.ids)
     print(f"{npy}, {ids}: written")

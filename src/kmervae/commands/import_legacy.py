@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..store import DEFAULT_CHUNK_ROWS
+from ..io.store import DEFAULT_CHUNK_ROWS
 
 
 def add_arguments(parser) -> None:
@@ -18,8 +18,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..kmers import Layout
-    from ..legacy import import_legacy
-    from ..store import KmerStore
+    from ..io.legacy import import_legacy
+    from ..io.store import KmerStore
 
     out = import_legacy(
         args.npy, args.ids, args.output, Layout.parse(args.groups), args.chunk_rows, args.sample

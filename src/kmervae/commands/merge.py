@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..merge import merge_stores
-    from ..store import KmerStore
+    from ..io.store import KmerStore
 
     settings = values(args, OPTIONS)
     settings["memory_budget"] = settings.pop("memory_mb") << 20

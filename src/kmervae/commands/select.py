@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..select import select_min_length
-    from ..store import KmerStore
+    from ..io.store import KmerStore
 
     out = select_min_length(args.store, args.output, **values(args, OPTIONS))
     n_in, n_out = KmerStore(args.store).n, KmerStore(out).n

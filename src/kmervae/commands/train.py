@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from kmervae import config
+    from kmervae.vae import config
     from kmervae.train import train, train_in_work_dir
 
     cfg = config.load(args.config, args.overrides)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..embed import Embeddings
 from ..options import Option, comma_ints, comma_join, defaults
-from ..store import KmerStore
+from ..io.store import KmerStore
 from .neighbours import check_pool, clr_rows, kmer_groups, limit_threads, sample_rows, write_json, write_tsv
 from .spearman import OPTIONS as SPEARMAN_OPTIONS
 from .spearman import local_distance_protocol, pool_for, public

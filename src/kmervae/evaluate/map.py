@@ -20,7 +20,7 @@ from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, gc_fraction
 from ..options import Option, defaults
-from ..store import KmerStore
+from ..io.store import KmerStore
 from .map_groups import check_groups, group_of_samples, parse_group_options, write_group_reports
 from .neighbours import (
     METRICS,

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..kmers import Layout, counts_to_clr
 from ..options import Option
-from ..store import SPLITS, KmerStore, take_rows
+from ..io.store import SPLITS, KmerStore, take_rows
 
 METRICS = ("euclidean", "cosine")
 SPLIT_CHOICES = ("auto", "test", "validation", "train", "all")

@@ -17,7 +17,7 @@ import numpy as np
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..options import Option, comma_ints, comma_join, defaults
-from ..store import KmerStore
+from ..io.store import KmerStore
 from .baselines import DEFAULT_FIT_SAMPLE, fit_pca, pca_fit_rows, project
 from .neighbours import (
     METRICS,

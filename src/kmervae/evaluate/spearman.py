@@ -19,7 +19,7 @@ import numpy as np
 from ..embed import Embeddings
 from ..errors import KmervaeError
 from ..options import Option, defaults
-from ..store import KmerStore
+from ..io.store import KmerStore
 from .neighbours import (
     METRICS,
     SEED,

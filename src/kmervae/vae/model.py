@@ -68,7 +68,7 @@ class VAE(nn.Module):
         config = resolve(config)  # a saved (canonical) config holds only some keys
         self.config = config
         self.config_hash = config_hash(config)
-        self.model_dir = ""  # where it was loaded from (kmervae.model.load_model)
+        self.model_dir = ""  # where it was loaded from (kmervae.vae.files.load_model)
         self.weights_hash: str | None = None  # hash of the weight file it was loaded from
         self.training_lengths: dict | None = None  # the training split's lengths (kmervae.lengths)
         self.inputs = InputSpec(config)

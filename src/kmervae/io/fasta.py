@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KmervaeError
+from ..errors import KmervaeError
 
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}

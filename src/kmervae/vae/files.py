@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import KmervaeError
-from .vae.config import canonical, config_hash, read_yaml, resolve
-from .vae.losses import WHOLE_INPUT
-from .vae.model import VAE
+from ..errors import KmervaeError
+from .config import canonical, config_hash, read_yaml, resolve
+from .losses import WHOLE_INPUT
+from .model import VAE
 
 
 def build_model(config: dict) -> VAE:
@@ -91,7 +91,7 @@ def read_training_lengths(path: Path) -> dict | None:
     """The training split's length summary recorded in a weight file (None when it has none)."""
     from safetensors import safe_open
 
-    from .lengths import METADATA_KEY, from_metadata
+    from ..lengths import METADATA_KEY, from_metadata
 
     with safe_open(str(path), "pt") as fh:
         text = (fh.metadata() or {}).get(METADATA_KEY)
@@ -153,8 +153,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, config: dict) -> Non
     A model with ``training_lengths`` (set by training) records them too
     (:mod:`kmervae.lengths`).
     """
-    from .atomic import atomic_path
-    from .lengths import METADATA_KEY, to_metadata
+    from ..io.atomic import atomic_path
+    from ..lengths import METADATA_KEY, to_metadata
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"config_hash": config_hash(config), "config": json.dumps(canonical(config), sort_keys=True)}

@@ -34,10 +34,10 @@ import zarr
 from zarr.codecs import BloscCodec, BytesCodec, VLenUTF8Codec, ZstdCodec
 from zarr.codecs.bytes import Endian
 
-from .version import __version__
+from ..version import __version__
 from .atomic import _remove, prepare_output, publish, temporary_sibling, zarr_group
-from .errors import KmervaeError
-from .kmers import Layout, frequencies
+from ..errors import KmervaeError
+from ..kmers import Layout, frequencies
 
 FORMAT = "kmervae-kmers"
 FORMAT_VERSION = 1

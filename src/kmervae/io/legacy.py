@@ -19,9 +19,9 @@ import numpy as np
 from numpy.lib.format import open_memmap
 
 from .atomic import atomic_path
-from .errors import KmervaeError
-from .kmers import Layout, frequencies
-from .progress import progress
+from ..errors import KmervaeError
+from ..kmers import Layout, frequencies
+from ..progress import progress
 from .store import DEFAULT_CHUNK_ROWS, KmerStore, StoreWriter, source_entry
 
 #: lengths above this are not exact in float32 (column 0 of the legacy matrix)

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KmervaeError
+from ..errors import KmervaeError
 
 #: attempts at swapping a directory in while other writers publish the same path
 _PUBLISH_ATTEMPTS = 100
