@@ -14,8 +14,8 @@ SRC = REPO / "src"
 VAE_LAYERS = ["config", "blocks", "inputs", "heads", "bodies", "losses", "model", "files"]
 
 
-#: modules below every layer: the profile contract, the error type, options and progress
-FOUNDATIONS = {"kmervae", "kmervae.errors", "kmervae.kmers", "kmervae.options", "kmervae.progress"}
+#: modules below every layer: the profile contract, the error type, options, progress and the version
+FOUNDATIONS = {"kmervae", "kmervae.errors", "kmervae.kmers", "kmervae.options", "kmervae.progress", "kmervae.version"}
 
 
 def module_name(path: Path) -> str:
