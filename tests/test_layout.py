@@ -15,7 +15,14 @@ VAE_LAYERS = ["config", "blocks", "inputs", "heads", "bodies", "losses", "model"
 
 
 #: modules below every layer: the profile contract, the error type, options, progress and the version
-FOUNDATIONS = {"kmervae", "kmervae.errors", "kmervae.kmers", "kmervae.options", "kmervae.progress", "kmervae.version"}
+FOUNDATIONS = {
+    "kmervae",
+    "kmervae.errors",
+    "kmervae.kmers",
+    "kmervae.options",
+    "kmervae.progress",
+    "kmervae.version",
+}
 
 
 def module_name(path: Path) -> str:
