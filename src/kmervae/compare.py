@@ -477,7 +477,10 @@ def mse_figure(mse: dict[str, dict[int, float]], spaces: dict[str, dict[int, str
             panels.setdefault(label, {}).setdefault(run, {})[k] = value
     panels = panels or {unknown: {}}
     colour = dict(zip(mse, categorical_palette(len(mse))))
-    ratios = [1 + len({k for v in p.values() for k in v}) * max(2, len(p)) for p in panels.values()]
+    # panel widths follow their bars, but a panel of few bars keeps room for its axis labels
+    ratios = [
+        max(14, 1 + len({k for v in p.values() for k in v}) * max(2, len(p))) for p in panels.values()
+    ]
     fig, axes = figure(1, len(panels), width=DOUBLE_COLUMN, height=2.6, squeeze=False,
                        gridspec_kw={"width_ratios": ratios})
     for ax, (label, per_run) in zip(axes[0], panels.items()):
