@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from kmervae.vae import config as cfg
 from kmervae.kmers import Layout
-from kmervae.io.store import KmerStore, StoreWriter
+from kmervae.io.store import KmerStore
 
 REPO = Path(__file__).resolve().parents[1]
 LAYOUT = Layout.parse("7..1")
@@ -32,25 +31,10 @@ HISTORY_KEYS = ("train_loss", "train_kl", "train_mse", "val_loss", "kl", "mse")
 
 
 def make_reference_dataset(path: Path, n: int = ROWS, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    sources = 4
-    alphas = rng.gamma(1.0, 1.0, size=(sources, LAYOUT.width)) * 5
-    source = rng.integers(0, sources, n)
-    counts = np.zeros((n, LAYOUT.width), np.uint32)
-    for i in range(n):
-        for g in LAYOUT.groups:
-            counts[i, g.start : g.stop] = rng.multinomial(
-                400, rng.dirichlet(alphas[source[i], g.start : g.stop])
-            )
-    split = rng.choice(3, size=n, p=(0.75, 0.25, 0.0)).astype(np.int8)
-    with StoreWriter(path, LAYOUT, chunk_rows=64, extra=("sample", "split")) as w:
-        w.append(
-            [f"c{i}" for i in range(n)],
-            rng.integers(1000, 9000, n),
-            counts,
-            sample=[f"s{s}" for s in source],
-            split=split,
-        )
+    """The recorded reference's dataset: 7..1-mer counts of 4 'genomes', 400 per k group."""
+    from test_train import make_dataset
+
+    make_dataset(path, n, LAYOUT, chunk_rows=64, seed=seed, splits=(0.75, 0.25, 0.0), sources=4, total=400)
 
 
 def reference_config(name: str) -> dict:

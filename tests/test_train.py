@@ -23,8 +23,11 @@ from kmervae.train import train
 KS = (3, 2, 1)
 
 
-def make_dataset(path, n=320, layout=Layout(KS), chunk_rows=32, seed=0, splits=(0.7, 0.2, 0.1), sources=4):
-    """Dirichlet-multinomial counts from a few 'genomes' (so there is structure to learn)."""
+def make_dataset(
+    path, n=320, layout=Layout(KS), chunk_rows=32, seed=0, splits=(0.7, 0.2, 0.1), sources=4, total=300
+):
+    """Dirichlet-multinomial counts (``total`` per k group) from a few 'genomes' (so there is
+    structure to learn)."""
     rng = np.random.default_rng(seed)
     alphas = rng.gamma(1.0, 1.0, size=(sources, layout.width)) * 5
     source = rng.integers(0, sources, n)
@@ -32,7 +35,7 @@ def make_dataset(path, n=320, layout=Layout(KS), chunk_rows=32, seed=0, splits=(
     for i in range(n):
         for g in layout.groups:
             counts[i, g.start : g.stop] = rng.multinomial(
-                300, rng.dirichlet(alphas[source[i], g.start : g.stop])
+                total, rng.dirichlet(alphas[source[i], g.start : g.stop])
             )
     split = rng.choice(3, size=n, p=splits).astype(np.int8)
     with StoreWriter(path, layout, chunk_rows=chunk_rows, extra=("sample", "split")) as w:
