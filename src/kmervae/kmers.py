@@ -194,16 +194,30 @@ def clr(freq, layout: Layout):
     return _concat(parts, x)
 
 
-def counts_to_clr(counts, layout: Layout):
+def counts_to_clr(counts, layout: Layout, out=None):
     """Counts (or frequencies) → per-group CLR of the frequencies with the Jeffreys pseudocount.
 
     Equal to ``clr(frequencies(counts))`` but without the divide: per row and group,
     log(c/t + p) − mean(log(c/t + p)) = log(c + p·t) − mean(log(c + p·t)) because log t
     cancels in the centring. One add and one in-place log per group: this is the model's
     input transform, run on every training batch. Rows whose group is all zero give 0.
+
+    Torch counts (integer or float) are first copied into ``out`` as float32 and
+    transformed there in place: no float copy of the batch, no concatenation (the same
+    numbers as converting first). ``out``: a float32 array or tensor (n × width) to write
+    into, e.g. a slice of a wider model input.
     """
+    if _is_torch(counts):
+        out = _empty_float(counts) if out is None else out
+        out.copy_(counts)
+        for g in layout.groups:
+            logs = out[:, g.start : g.stop]
+            shift = _where_zero(logs.sum(axis=1, keepdims=True), 1.0) * jeffreys_pseudocount(g.width)
+            logs.add_(shift).log_()
+            logs -= logs.mean(axis=1, keepdims=True)
+        return out
     x = _as_float(counts)
-    out = _empty_like(x)
+    out = np.empty_like(x) if out is None else out
     for g in layout.groups:
         block = x[:, g.start : g.stop]
         shift = _where_zero(block.sum(axis=1, keepdims=True), 1.0) * jeffreys_pseudocount(g.width)
@@ -241,11 +255,12 @@ def _where_zero(total, fill: float):
     return np.where(total == 0, fill, total)
 
 
-def _empty_like(x):
+def _empty_float(x):
+    """An uninitialised float array shaped like ``x``: numpy or torch as ``x``, float32 for integers."""
     if _is_torch(x):
         import torch
 
-        return torch.empty_like(x)
+        return torch.empty(x.shape, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
     return np.empty_like(x)
 
 

@@ -106,21 +106,29 @@ class InputSpec:
         return block
 
     def __call__(self, block: torch.Tensor) -> torch.Tensor:
-        """A read block (counts or frequencies of ``read_ks``, then the length if read) → x."""
-        block = block if block.is_floating_point() else block.float()
+        """A read block (counts or frequencies of ``read_ks``, then the length if read) → x.
+
+        Every part is written into one float32 tensor (no concatenation); CLR groups read
+        integer counts as they are (the conversion is part of the CLR's add).
+        """
         kmers = block[:, : self.read_layout.width]
-        parts = []
+        x = torch.empty((len(block), self.width), dtype=torch.float32, device=block.device)
+        floats = None
         for g in self.layout.groups:
-            r = self.read_layout.group(g.k)
-            parts.append(
-                group_transform(kmers[:, r.start : r.stop], g.k, self.transforms[g.name], self.log_offset)
-            )
+            r, kind = self.read_layout.group(g.k), self.transforms[g.name]
+            part = x[:, self.slices[g.name]]
+            if kind == "clr":
+                counts_to_clr(kmers[:, r.start : r.stop], Layout((g.k,)), out=part)
+                continue
+            floats = kmers.float() if floats is None else floats
+            part.copy_(group_transform(floats[:, r.start : r.stop], g.k, kind, self.log_offset))
         for name in self.extra:
+            part = x[:, self.slices[name]]
             if name == "gc":
-                parts.append(gc_forward(gc_fraction(kmers, self.read_layout), self.gc_transform).unsqueeze(1))
+                part.copy_(gc_forward(gc_fraction(kmers, self.read_layout), self.gc_transform).unsqueeze(1))
             else:  # log_length
-                parts.append(block[:, -1:].clamp_min(1.0).log())
-        return torch.cat(parts, dim=1)
+                part.copy_(block[:, -1:].float().clamp_min(1.0).log())
+        return x
 
     def frequencies(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """Frequencies (or the GC fraction, n × 1) of output ``name`` recovered from the input ``x``."""
