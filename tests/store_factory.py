@@ -22,13 +22,18 @@ def make_store(
     matrix="counts",
     extra_arrays=None,
     append_rows=13,
+    wide=0,
 ):
-    """Write a store of ``n`` random rows (IDs ``prefix0..``) in uneven appends; return its arrays."""
+    """Write a store of ``n`` random rows (IDs ``prefix0..``) in uneven appends; return its arrays.
+
+    ``wide``: that many random counts are above 16 bits (65,536 up to the uint32 maximum)."""
     rng = np.random.default_rng(seed)
     ids = np.array([f"{prefix}{i}" for i in range(n)])
     lengths = rng.integers(500, 8000, size=n)
     if matrix == "counts":
         rows = rng.integers(0, 50, size=(n, layout.width)).astype(np.uint32)
+        at = rng.choice(rows.size, size=wide, replace=False)
+        rows.reshape(-1)[at] = rng.integers(1 << 16, 1 << 32, size=wide, dtype=np.uint64)
     else:
         rows = rng.random((n, layout.width), dtype=np.float32)
     extra_arrays = extra_arrays or {}

@@ -65,6 +65,24 @@ def test_merge_preserves_every_row_and_splits_exactly(two_samples):
     assert abs(positions.mean() - 1199 / 2) < 60
 
 
+def test_merged_counts_are_16_bit_with_the_wide_counts_kept_exactly(tmp_path):
+    a = make_store(tmp_path / "a.zarr", 300, sample="a", seed=4, chunk_rows=64, append_rows=70, wide=25)
+    b = make_store(tmp_path / "b.zarr", 200, sample="b", prefix="q", seed=5, chunk_rows=64)
+    out = merge_stores([tmp_path / "a.zarr", tmp_path / "b.zarr"], tmp_path / "d.zarr", seed=1, chunk_rows=32)
+    got = read_all(out)
+    store = got["store"]
+    assert store.attrs["format_version"] == 2 and store.matrix_array.dtype == np.uint16
+    assert len(store.array("counts_high")[:]) == 25  # only the wide counts are kept apart
+    merged = {
+        (s, i): (length, tuple(row))
+        for s, i, length, row in zip(got["sample"], got["id"], got["length"], got["rows"])
+    }
+    assert merged == expected_rows([("a", a), ("b", b)])
+    # a 16-bit dataset merges again (read as uint32 counts) into the same rows
+    again = read_all(merge_stores([out], tmp_path / "e.zarr", seed=2, chunk_rows=48, samples=["d"]))
+    assert sorted(map(tuple, again["rows"])) == sorted(map(tuple, got["rows"]))
+
+
 def test_no_sample_is_concentrated_in_validation(tmp_path):
     make_store(tmp_path / "x.zarr", 2000, sample="x", seed=1, chunk_rows=512, append_rows=500)
     make_store(tmp_path / "y.zarr", 2000, sample="y", seed=2, chunk_rows=512, append_rows=500)

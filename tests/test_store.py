@@ -212,3 +212,67 @@ def test_read_chunk_into_names_a_damaged_chunk(tmp_path):
     store = KmerStore(path)
     with pytest.raises(KmervaeError, match=r"array 'counts', chunk c/1/0 \(rows 4-7\) cannot be read"):
         store.read_chunk_into(1, np.zeros((4, store.layout.width), np.uint32))
+
+
+def write_16_bit_store(path, counts, chunk_rows=5, append_rows=7, layout=Layout.parse("3..1")):
+    from kmervae.io.store import DATASET_COMPRESSOR
+
+    n = len(counts)
+    codec = DATASET_COMPRESSOR
+    with StoreWriter(path, layout, chunk_rows=chunk_rows, compressors=codec, counts_width=16) as w:
+        for a in range(0, n, append_rows):
+            b = min(a + append_rows, n)
+            w.append([f"r{i}" for i in range(a, b)], np.arange(a, b) + 100, counts[a:b])
+    return KmerStore(path)
+
+
+def test_16_bit_counts_read_back_exactly_with_the_wide_counts(tmp_path):
+    from kmervae.kmers import frequencies
+
+    layout = Layout.parse("3..1")
+    rng = np.random.default_rng(6)
+    counts = rng.integers(0, 300, size=(23, layout.width)).astype(np.uint32)
+    # counts above 16 bits in chunks 0, 2 and 4 (none in 1 and 3), up to the uint32 maximum
+    wide = [(0, 0, 65536), (2, 5, 2**32 - 1), (3, 1, 65535), (13, 40, 10**6), (13, 41, 70_000), (22, 0, 131072)]
+    for r, c, v in wide:
+        counts[r, c] = v
+    store = write_16_bit_store(tmp_path / "s.zarr", counts)
+    assert store.attrs["format_version"] == 2 and store.counts_width == 16
+    assert store.matrix_array.dtype == np.uint16  # stored in 16 bits...
+    high = np.asarray(store.array("counts_high")[:])
+    np.testing.assert_array_equal(high[:, :2], np.argwhere(counts > 65535))  # ...plus only the wide counts
+    np.testing.assert_array_equal(high[:, 2], counts[counts > 65535] >> 16)
+    assert store.rows().dtype == np.uint32
+    np.testing.assert_array_equal(store.rows(), counts)
+    for a, b in [(0, 5), (3, 14), (13, 14), (20, 23), (6, 9)]:
+        np.testing.assert_array_equal(store.rows(a, b), counts[a:b])
+    np.testing.assert_array_equal(store.rows(2, 14, ks=(1,)), counts[2:14, -2:])
+    index = np.array([22, 13, 13, 0, 7, 2, 2, 19])
+    np.testing.assert_array_equal(store.take(index), counts[index])
+    out = np.full((5, layout.width), 7, np.uint32)  # whatever was there before is overwritten
+    for c, (lo, hi) in enumerate(store.chunks()):
+        assert store.read_chunk_into(c, out) == hi - lo
+        np.testing.assert_array_equal(out[: hi - lo], counts[lo:hi])
+    np.testing.assert_array_equal(store.freq(), frequencies(counts, layout).astype(np.float32))
+
+
+def test_16_bit_counts_without_wide_counts_and_32_bit_stores_stay_version_1(tmp_path):
+    width = Layout.parse("3..1").width
+    counts = np.random.default_rng(2).integers(0, 65536, size=(9, width)).astype(np.uint32)
+    store = write_16_bit_store(tmp_path / "narrow.zarr", counts)
+    assert len(store.array("counts_high")[:]) == 0
+    np.testing.assert_array_equal(store.rows(), counts)
+    # count stores (and older datasets) keep exact uint32 counts in a version 1 store, read as ever
+    ids, wide = write_store(tmp_path / "wide.zarr", extra=("sample", "split"))
+    old = KmerStore(tmp_path / "wide.zarr")
+    assert old.attrs["format_version"] == 1 and old.counts_width == 32 and old.matrix_array.dtype == np.uint32
+    np.testing.assert_array_equal(old.rows(), wide)
+
+
+def test_an_unknown_format_version_is_one_clear_error(tmp_path):
+    import zarr
+
+    write_store(tmp_path / "s.zarr")
+    zarr.open_group(str(tmp_path / "s.zarr"), mode="r+").attrs["format_version"] = 3
+    with pytest.raises(KmervaeError, match=r"format version 3 is not supported \(this kmervae reads versions 1, 2"):
+        KmerStore(tmp_path / "s.zarr")

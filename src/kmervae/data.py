@@ -147,7 +147,7 @@ class DatasetBatches:
     def _chunk_arrays(self, count: int) -> list[np.ndarray]:
         """``count`` chunk-sized arrays of the stored dtype to decode into (pinned for a CUDA device)."""
         shape = (self.store.chunk_rows, self.store.layout.width)
-        dtype = self.store.matrix_array.dtype
+        dtype = self.store.matrix_dtype  # counts read as uint32 whatever their stored width
         if self.device.type != "cuda":
             return [np.empty(shape, dtype=dtype) for _ in range(count)]
         same = torch.int32 if dtype.itemsize == 4 else torch.int16 if dtype.itemsize == 2 else torch.uint8

@@ -139,7 +139,7 @@ class StoreGC:
         ids = self.store.ids(a, b)
         samples = self.store.read("sample", a, b) if self.store.has("sample") else None
         self.keys = list(zip(ids, samples)) if samples is not None else [(i, None) for i in ids]
-        block = np.asarray(self.store.matrix_array[a:b])[:, self.cols]
+        block = self.store.rows(a, b)[:, self.cols]
         self.gc = gc_fraction(block, Layout((1,))).astype(np.float64)
         self.start, self.pos = b, 0
         return True

@@ -260,7 +260,8 @@ def _empty_float(x):
     if _is_torch(x):
         import torch
 
-        return torch.empty(x.shape, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+        kind = x.dtype if x.is_floating_point() else torch.float32
+        return torch.empty(x.shape, dtype=kind, device=x.device)
     return np.empty_like(x)
 
 

@@ -39,7 +39,7 @@ from .errors import KmervaeError
 from .options import Option, defaults
 from .progress import progress
 from .select import AlignedAppender, read_optional
-from .io.store import DATASET_COMPRESSOR, FORMAT, SPLITS, KmerStore, StoreWriter
+from .io.store import DATASET_COMPRESSOR, DATASET_COUNTS_WIDTH, FORMAT, SPLITS, KmerStore, StoreWriter
 
 DEFAULT_FRACTIONS = (0.9, 0.1, 0.0)
 #: bytes of row data (all buckets' spill buffers, or one bucket being shuffled) held at once
@@ -371,7 +371,7 @@ def _plan_split(inputs: list[_Input], test_samples, fractions, n_total: int) -> 
 
 def _plan_shuffle(first: KmerStore, n_total: int, memory_budget: int) -> np.ndarray:
     """The shuffle's bucket sizes; refuse a memory budget that would need too many buckets."""
-    row_bytes = first.layout.width * first.matrix_array.dtype.itemsize + ROW_OVERHEAD_BYTES
+    row_bytes = first.layout.width * first.matrix_dtype.itemsize + ROW_OVERHEAD_BYTES
     bucket_sizes = plan_buckets(n_total, row_bytes, memory_budget)
     if len(bucket_sizes) > MAX_BUCKETS:
         need = math.ceil(2 * row_bytes * n_total / MAX_BUCKETS / 2**20)
@@ -455,6 +455,7 @@ def _write_shuffled(out, first: KmerStore, step: int, attrs: dict, spill, bucket
         attrs=attrs,
         extra=("sample", "split"),
         compressors=DATASET_COMPRESSOR,  # read every epoch: the fastest to decode
+        counts_width=DATASET_COUNTS_WIDTH if first.matrix_name == "counts" else 32,
     ) as writer:
         appender = AlignedAppender(writer)
         with progress("merge: shuffle buckets", total=n_total, unit="rows") as bar:
@@ -481,7 +482,7 @@ def _read_bucket_shuffled(spill: _Spill, b: int, size: int, like: KmerStore, rng
     lengths = np.empty(size, dtype=np.int64)
     codes = np.empty(size, dtype=np.int32)
     split = np.empty(size, dtype=np.int8)
-    matrix = np.empty((size, like.layout.width), dtype=like.matrix_array.dtype)
+    matrix = np.empty((size, like.layout.width), dtype=like.matrix_dtype)
     filled = 0
     for block_ids, block_lengths, block_codes, block_split, packed in spill.blocks(spill.bucket_file(b), 5):
         block_matrix = np.frombuffer(SPILL_CODEC.decode(packed), dtype=matrix.dtype).reshape(

@@ -132,6 +132,7 @@ def select_min_length(
         attrs=attrs,
         extra=extra,
         compressors=source.matrix_array.compressors,  # keep the source's codec (count's is tuned for counts)
+        counts_width=source.counts_width,
     ) as writer:
         appender = AlignedAppender(writer)
         longest = 0
