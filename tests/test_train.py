@@ -24,10 +24,20 @@ KS = (3, 2, 1)
 
 
 def make_dataset(
-    path, n=320, layout=Layout(KS), chunk_rows=32, seed=0, splits=(0.7, 0.2, 0.1), sources=4, total=300
+    path,
+    n=320,
+    layout=Layout(KS),
+    chunk_rows=32,
+    seed=0,
+    splits=(0.7, 0.2, 0.1),
+    sources=4,
+    total=300,
+    counts_width=32,
+    wide_rows=0,
 ):
     """Dirichlet-multinomial counts (``total`` per k group) from a few 'genomes' (so there is
-    structure to learn)."""
+    structure to learn). ``counts_width`` 16: a 16-bit dataset as ``kmervae merge`` writes;
+    ``wide_rows``: that many random rows have 1000 times the counts (most above 65535)."""
     rng = np.random.default_rng(seed)
     alphas = rng.gamma(1.0, 1.0, size=(sources, layout.width)) * 5
     source = rng.integers(0, sources, n)
@@ -38,7 +48,11 @@ def make_dataset(
                 total, rng.dirichlet(alphas[source[i], g.start : g.stop])
             )
     split = rng.choice(3, size=n, p=splits).astype(np.int8)
-    with StoreWriter(path, layout, chunk_rows=chunk_rows, extra=("sample", "split")) as w:
+    if wide_rows:
+        counts[rng.choice(n, wide_rows, replace=False)] *= 1000
+    with StoreWriter(
+        path, layout, chunk_rows=chunk_rows, extra=("sample", "split"), counts_width=counts_width
+    ) as w:
         w.append(
             [f"c{i}" for i in range(n)],
             rng.integers(1000, 9000, n),
@@ -94,9 +108,15 @@ NUMBERS = ["train_loss", "val_loss", "kl", "mse", "lr", "beta"]
 # -- batches -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("budget", [0, 10**9])
-def test_batches_cover_the_training_split_once_per_epoch_and_depend_on_seed_and_epoch(dataset, budget):
+@pytest.mark.parametrize("budget, width", [(0, 32), (10**9, 32), (0, 16), (10**9, 16)])
+def test_batches_cover_the_training_split_once_per_epoch_and_depend_on_seed_and_epoch(
+    dataset, tmp_path, budget, width
+):
     path, counts, split = dataset
+    if width == 16:  # a 16-bit dataset with counts above 65535 in a tenth of the rows
+        path = tmp_path / "d16.zarr"
+        counts, split = make_dataset(path, counts_width=16, wide_rows=32)
+        assert KmerStore(path).matrix_array.dtype == np.uint16 and counts.max() > 65535
     data = DatasetBatches(path, (2, 1), 32, seed=7, in_memory_budget_bytes=budget, shuffle_buffer_rows=64)
     assert data.in_memory == bool(budget)
     columns = Layout(KS).columns_for((2, 1))
@@ -153,8 +173,12 @@ def test_same_seed_same_weights_and_resume_is_bit_identical(dataset, tmp_path):
     assert len(read_history(tmp_path / "c/history.tsv")) == 5
 
 
-def test_streaming_resume_with_cosine_and_dropout(dataset, tmp_path):
+@pytest.mark.parametrize("width", [32, 16])
+def test_streaming_resume_with_cosine_and_dropout(dataset, tmp_path, width):
     path = dataset[0]
+    if width == 16:  # the dataset as `kmervae merge` writes it, with counts above 16 bits
+        path = tmp_path / "d16.zarr"
+        make_dataset(path, counts_width=16, wide_rows=32)
     config = tiny_config(
         "training.in_memory_budget_bytes=0",
         "training.schedule=cosine",
@@ -446,10 +470,12 @@ def _plain_buffer_batches(counts, split, chunk_rows, batch, buffer_rows, seed, e
     return out
 
 
-def test_streamed_batches_are_the_plain_shuffle_buffer_batches_in_order(tmp_path):
-    # chunks of mostly validation rows too, so both ways of copying a chunk are used
+@pytest.mark.parametrize("width", [32, 16])
+def test_streamed_batches_are_the_plain_shuffle_buffer_batches_in_order(tmp_path, width):
+    # chunks of mostly validation rows too, so both ways of copying a chunk are used; 16-bit
+    # counts with wide rows: the same batches, complete
     path = tmp_path / "d.zarr"
-    counts, split = make_dataset(path, n=400, splits=(0.8, 0.15, 0.05))
+    counts, split = make_dataset(path, n=400, splits=(0.8, 0.15, 0.05), counts_width=width, wide_rows=40)
     split_in_store = np.asarray(KmerStore(path).array("split")[:])
     data = DatasetBatches(path, KS, 24, seed=5, in_memory_budget_bytes=0, shuffle_buffer_rows=50, read_threads=2)
     for epoch in (0, 3):

@@ -13,8 +13,10 @@ reproduce uninterrupted single-process ones.
   training rows per epoch.
 * Streaming: the store's chunks in a random order per epoch, rows shuffled within a
   bounded buffer of ``shuffle_buffer_rows`` (plus one chunk); a pool of threads reads and
-  decodes the next chunks straight from their files while the model trains. Peak memory
-  is the buffer and a few chunks, independent of the dataset size. Datasets from
+  decodes the next chunks straight from their files (on the CPU, into their place in the
+  buffer: two buffers take turns) while the model trains. 16-bit datasets stay 16 bits in
+  the buffer; batches are int32 counts either way. Peak memory is the buffers and a few
+  chunks, independent of the dataset size. Datasets from
   ``kmervae merge`` are already globally shuffled, so the buffer only needs to vary the
   batches between epochs. On a CUDA device the buffer is on the device (chunks go over
   from pinned memory without blocking). Under data parallelism (``world`` > 1) each rank
@@ -32,6 +34,7 @@ import collections
 import itertools
 import os
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -120,8 +123,12 @@ class DatasetBatches:
         #: training batches are model inputs (float16) rather than stored values
         self.train_transformed = self.in_memory and transform is not None
         self._transform, self._transformed_width = transform, transformed_width
-        self._train = self._val = self._buffer = None
-        self._spare: list[np.ndarray] = []
+        self._train = self._val = self._buffer = self._buffers = None
+        #: decoding arrays kept from call to call, by dtype
+        self._spare: dict[str, list[np.ndarray]] = {}
+        if self.columns is not None:  # a store column's position among the model's columns (or -1)
+            self._column_pos = np.full(self.store.layout.width, -1, dtype=np.int64)
+            self._column_pos[self.columns] = np.arange(len(self.columns))
         #: seconds the last epoch's training loop waited for its batches
         self.wait_seconds = 0.0
         if self.in_memory:
@@ -134,33 +141,52 @@ class DatasetBatches:
 
     # -- reading -------------------------------------------------------------------
 
-    def _select(self, c: int, rows: np.ndarray) -> np.ndarray:
-        """The model's columns of chunk ``c``'s stored rows (then the length when read)."""
+    def _select(self, c: int, rows: np.ndarray, wide=None) -> tuple[np.ndarray, tuple | None]:
+        """The model's columns of chunk ``c``'s rows (then the length when read), and the
+        complete counts above 16 bits of 16-bit ``rows`` as (rows, columns, counts), or None.
+
+        ``wide``: the chunk's :meth:`KmerStore.high_counts`. Rows read with the length are
+        float32 copies, completed here (their ``wide`` is None)."""
+        if wide is not None:
+            r, col, high = wide
+            wide = (r, col, rows[r, col] + high)
         if self.columns is not None:
             rows = rows[:, self.columns]
+            if wide is not None:
+                pos = self._column_pos[wide[1]]
+                keep = pos >= 0
+                wide = (wide[0][keep], pos[keep], wide[2][keep]) if keep.any() else None
         if self.lengths:  # the length as one more float32 column
             lo = c * self.store.chunk_rows
             length = self.store.lengths(lo, lo + len(rows)).astype(np.float32)
             rows = np.concatenate([rows.astype(np.float32, copy=False), length[:, None]], axis=1)
-        return rows
+            if wide is not None:
+                rows[wide[0], wide[1]] = wide[2]
+                wide = None
+        return rows, wide
 
-    def _chunk_arrays(self, count: int) -> list[np.ndarray]:
-        """``count`` chunk-sized arrays of the stored dtype to decode into (pinned for a CUDA device)."""
+    def _chunk_arrays(self, count: int, dtype: np.dtype) -> list[np.ndarray]:
+        """``count`` chunk-sized arrays of ``dtype`` to decode into (pinned for a CUDA device)."""
         shape = (self.store.chunk_rows, self.store.layout.width)
-        dtype = self.store.matrix_dtype  # counts read as uint32 whatever their stored width
         if self.device.type != "cuda":
             return [np.empty(shape, dtype=dtype) for _ in range(count)]
         same = torch.int32 if dtype.itemsize == 4 else torch.int16 if dtype.itemsize == 2 else torch.uint8
         return [torch.empty(shape, dtype=same, pin_memory=True).numpy().view(dtype) for _ in range(count)]
 
-    def _chunks_in(self, order) -> Iterator[tuple[int, np.ndarray]]:
-        """(chunk, rows of the model's columns) for the chunks in ``order``, decoded ahead by
-        ``read_threads`` threads. Rows are valid until the next item is asked for (their
-        array is then reused; on CUDA only after the copies queued from it have run)."""
+    def _chunks_in(self, order, stored: bool = False) -> Iterator[tuple[int, np.ndarray, tuple | None]]:
+        """(chunk, rows of the model's columns, wide counts) for the chunks in ``order``,
+        decoded ahead by ``read_threads`` threads. Rows are valid until the next item is
+        asked for (their array is then reused; on CUDA only after the copies queued from it
+        have run).
+
+        Rows hold complete counts (uint32) and wide counts are None, unless ``stored``: then
+        16-bit counts stay as stored (half the bytes to copy and gather) and the counts above
+        65535 come as (rows, columns, complete counts) (see :meth:`_select`)."""
         order = [int(c) for c in order]
         depth = self.read_threads + 1
+        dtype = self.store.matrix_array.dtype if stored else self.store.matrix_dtype
         # the arrays are kept from call to call (fresh ones cost their page faults again)
-        arrays, self._spare = self._spare or self._chunk_arrays(depth + 1), []
+        arrays = self._spare.pop(dtype.str, None) or self._chunk_arrays(depth + 1, dtype)
         free: queue.Queue = queue.Queue()
         for array in arrays:
             free.put((array, None))
@@ -170,7 +196,9 @@ class DatasetBatches:
             if event is not None:
                 event.synchronize()
             n = self.store.read_chunk_into(c, array)
-            return array, self._select(c, array[:n])
+            lo = c * self.store.chunk_rows
+            wide = self.store.high_counts(lo, lo + n) if stored else None
+            return array, *self._select(c, array[:n], wide)
 
         pending: collections.deque = collections.deque()
         with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
@@ -180,10 +208,10 @@ class DatasetBatches:
                 following = iter(order[depth:])
                 while pending:
                     c, future = pending.popleft()
-                    array, rows = future.result()
+                    array, rows, wide = future.result()
                     if (nxt := next(following, None)) is not None:
                         pending.append((nxt, pool.submit(work, nxt)))
-                    yield c, rows
+                    yield c, rows, wide
                     event = None
                     if self.device.type == "cuda":
                         event = torch.cuda.Event()
@@ -192,7 +220,7 @@ class DatasetBatches:
             finally:
                 for _, future in pending:
                     future.cancel()
-        self._spare = arrays
+        self._spare[dtype.str] = arrays
 
     def _chunk_range(self, c: int) -> tuple[int, int]:
         lo = c * self.store.chunk_rows
@@ -210,7 +238,7 @@ class DatasetBatches:
         val = np.empty((self.n_val, self.width), dtype=np.float32)
         t = v = 0
         with progress(f"loading {self.path.name}", total=self.store.n, unit="rows") as bar:
-            for c, rows in self._chunks_in(range(len(self._chunk_counts))):
+            for c, rows, _ in self._chunks_in(range(len(self._chunk_counts))):
                 split = self._split[slice(*self._chunk_range(c))]
                 is_train, is_val = split == self.train_code, split == self.val_code
                 nt, nv = int(is_train.sum()), int(is_val.sum())
@@ -313,32 +341,47 @@ class DatasetBatches:
         if self.device.type == "cuda":
             yield from self._streamed_on_device(rng, order)
             return
+        if self.columns is None and not self.lengths:  # the chunks as stored are the rows
+            yield from self._streamed_in_place(rng, order)
+            return
         # The buffer holds whole chunks after a carry area; ``where`` lists the buffer rows of
         # the training rows held, in the order they came (the rows a plain buffer would hold).
         # Copying whole chunks runs at memory speed, copying masked rows at a third of it.
+        # 16-bit counts stay 16 bits in the buffer; ``wide`` completes the counts above.
         carry = self._step_rows
-        buffer = None
+        buffer = wide = None
         where = np.empty(self.buffer_rows + self.store.chunk_rows, dtype=np.int64)
         held, top = 0, carry
-        for c, rows in self._chunks_in(order):
+        for c, rows, chunk_wide in self._chunks_in(order, stored=True):
             if buffer is None:
                 buffer = self._host_buffer(rows.dtype, carry)
+                wide = _WideRows(len(buffer))
             mask = self._split[slice(*self._chunk_range(c))] == self.train_code
             n = int(mask.sum())
             if 4 * n >= 3 * len(rows):  # mostly training rows: copy the chunk whole
                 buffer[top : top + len(rows)] = rows
                 where[held : held + n] = top + np.flatnonzero(mask)
+                wide.add(top, chunk_wide)
                 top += len(rows)
             else:
                 buffer[top : top + n] = rows[mask]
                 where[held : held + n] = np.arange(top, top + n)
+                wide.add(top, chunk_wide, mask)
                 top += n
             held += n
             if held >= self.buffer_rows:
-                held = yield from self._drain(buffer, where, held, rng, final=False)
+                held = yield from self._drain(buffer, wide, where, held, rng, final=False)
                 top = carry
         if buffer is not None:
-            yield from self._drain(buffer, where, held, rng, final=True)
+            yield from self._drain(buffer, wide, where, held, rng, final=True)
+
+    def _host_buffers(self, dtype: np.dtype, carry: int) -> list[np.ndarray]:
+        """The two buffers of :meth:`_streamed_in_place`, kept from epoch to epoch, each
+        with room for a whole chunk decoded at its last row."""
+        rows = carry + -(-4 * (self.buffer_rows + self.store.chunk_rows) // 3) + self.store.chunk_rows
+        if self._buffers is None or self._buffers[0].dtype != dtype:
+            self._buffers = [np.empty((rows, self.width), dtype=dtype) for _ in range(2)]
+        return self._buffers
 
     def _host_buffer(self, dtype: np.dtype, carry: int) -> np.ndarray:
         """The streaming buffer, kept from epoch to epoch (a fresh one costs its page faults
@@ -349,25 +392,126 @@ class DatasetBatches:
             self._buffer = np.empty((rows, self.width), dtype=dtype)
         return self._buffer
 
-    def _drain(self, buffer: np.ndarray, where: np.ndarray, held: int, rng: np.random.Generator, final: bool):
-        """Yield shuffled full batches of the held rows; move the rest to the carry area."""
+    def _drain(self, buffer: np.ndarray, wide, where: np.ndarray, held: int, rng, final: bool, into=None):
+        """Yield shuffled full batches of the held rows; move the rest to the carry area (of
+        the buffer ``into``: (buffer, wide rows), else of this one)."""
         perm = rng.permutation(held)
         step = self._step_rows
         full = held if final else held - held % step
         for start in range(0, full, step):
-            rows = where[perm[start : start + step]]
-            yield torch.from_numpy(_torchable(np.take(buffer, rows, axis=0)))
+            yield torch.from_numpy(wide.batch(buffer, where[perm[start : start + step]]))
         rest = where[perm[full:]]
-        buffer[: len(rest)] = buffer[rest]
+        target, target_wide = into or (buffer, wide)
+        target[: len(rest)] = buffer[rest]
         where[: len(rest)] = np.arange(len(rest))
+        wide.moved(rest, target_wide)
         return len(rest)
+
+    def _fill_plan(self, order: list[int]) -> list[tuple[int, int, int, bool]]:
+        """Where each chunk of ``order`` goes, known ahead from the splits alone:
+        (chunk, fill of the buffer it belongs to, its first buffer row, whole). Chunks of
+        mostly training rows go whole after the carry area, others only their training
+        rows; a fill ends (and is drained) once it holds the shuffle buffer's rows."""
+        plan, held, top, fill = [], 0, self._step_rows, 0
+        for c in order:
+            lo, hi = self._chunk_range(c)
+            n = self._chunk_counts[c].get(self.train_code, 0)
+            whole = 4 * n >= 3 * (hi - lo)
+            plan.append((c, fill, top, whole))
+            top += (hi - lo) if whole else n
+            held += n
+            if held >= self.buffer_rows:
+                held, top, fill = held % self._step_rows, self._step_rows, fill + 1
+        return plan
+
+    def _streamed_in_place(self, rng: np.random.Generator, order: list[int]) -> Iterator[torch.Tensor]:
+        """The streamed batches of :meth:`_streamed_batches` (the same rows in the same order)
+        with whole chunks decoded by the reading threads straight into their place in the
+        buffer: no copy on the main thread. Two buffers take turns (one filled while the
+        other is drained); a fill's chunks wait until their buffer was drained."""
+        plan = self._fill_plan(order)
+        if not plan:
+            return
+        buffers = self._host_buffers(self.store.matrix_array.dtype, self._step_rows)
+        wides = [_WideRows(len(b)) for b in buffers]
+        gates = [threading.Event() for _ in range(plan[-1][1] + 3)]
+        gates[0].set(), gates[1].set()
+        where = np.empty(self.buffer_rows + self.store.chunk_rows, dtype=np.int64)
+        held = current = 0  # the rows held, in the buffer of fill ``current``
+        try:
+            for (c, fill, top, whole), rows, chunk_wide in self._placed_chunks(plan, buffers, gates):
+                buffer, wide = buffers[fill % 2], wides[fill % 2]
+                mask = self._split[slice(*self._chunk_range(c))] == self.train_code
+                n = int(mask.sum())
+                if whole:
+                    if rows is not None:  # a short chunk, decoded apart
+                        buffer[top : top + len(rows)] = rows
+                    where[held : held + n] = top + np.flatnonzero(mask)
+                    wide.add(top, chunk_wide)
+                else:
+                    buffer[top : top + n] = rows[mask]
+                    where[held : held + n] = np.arange(top, top + n)
+                    wide.add(top, chunk_wide, mask)
+                held += n
+                if held >= self.buffer_rows:
+                    into = (buffers[(fill + 1) % 2], wides[(fill + 1) % 2])
+                    held = yield from self._drain(buffer, wide, where, held, rng, final=False, into=into)
+                    gates[fill + 2].set()  # this buffer is free for fill + 2
+                    current = fill + 1
+            yield from self._drain(buffers[current % 2], wides[current % 2], where, held, rng, final=True)
+        finally:
+            for gate in gates:  # threads still waiting to decode may finish (into a drained buffer)
+                gate.set()
+
+    def _placed_chunks(self, plan, buffers, gates) -> Iterator[tuple[tuple, np.ndarray | None, tuple | None]]:
+        """(plan entry, rows or None, wide counts) in plan order, decoded ahead by the reading
+        threads: whole full-size chunks straight into their buffer (rows None), once their
+        fill's gate is open; others into spare arrays (rows valid until the next item)."""
+        free: queue.Queue = queue.Queue()
+        depth = self.read_threads + 1
+        arrays = self._spare.pop("placed", None) or self._chunk_arrays(depth + 1, buffers[0].dtype)
+        for array in arrays:
+            free.put(array)
+        size = self.store.chunk_rows
+
+        def work(entry):
+            c, fill, top, whole = entry
+            lo, hi = self._chunk_range(c)
+            direct = whole and hi - lo == size
+            if direct:
+                gates[fill].wait()
+            array = buffers[fill % 2][top : top + size] if direct else free.get()
+            n = self.store.read_chunk_into(c, array)
+            rows, wide = self._select(c, array[:n], self.store.high_counts(lo, hi))
+            return (None, None, wide) if direct else (array, rows, wide)
+
+        pending: collections.deque = collections.deque()
+        with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
+            try:
+                following = iter(plan)
+                for entry in itertools.islice(following, depth):
+                    pending.append((entry, pool.submit(work, entry)))
+                while pending:
+                    entry, future = pending.popleft()
+                    array, rows, wide = future.result()
+                    if (nxt := next(following, None)) is not None:
+                        pending.append((nxt, pool.submit(work, nxt)))
+                    yield entry, rows, wide
+                    if array is not None:
+                        free.put(array)
+            finally:
+                for _, future in pending:
+                    future.cancel()
+                for gate in gates:
+                    gate.set()
+        self._spare["placed"] = arrays
 
     def _streamed_on_device(self, rng: np.random.Generator, order: list[int]) -> Iterator[torch.Tensor]:
         """Streaming into a buffer on the CUDA device: whole chunks go over from pinned memory
         without blocking, training rows are picked, shuffled and batched on the device."""
         buffer = staging = None
         held = 0
-        for c, rows in self._chunks_in(order):
+        for c, rows, _ in self._chunks_in(order):
             if buffer is None:  # the dtype of the rows read: stored counts stay integers
                 kind = _torch_dtype(rows.dtype)
                 cap = self.buffer_rows + self.store.chunk_rows
@@ -404,7 +548,7 @@ class DatasetBatches:
                 yield self._train[start : min(start + size, rows)]
             return
         taken = 0
-        for c, chunk in self._chunks_in(self._chunks_with(self.train_code)):
+        for c, chunk, _ in self._chunks_in(self._chunks_with(self.train_code)):
             split = self._split[slice(*self._chunk_range(c))]
             keep = chunk[split == self.train_code][: rows - taken].astype(np.float32)
             for start in range(0, len(keep), size):
@@ -426,7 +570,7 @@ class DatasetBatches:
             return
         pending: list[np.ndarray] = []
         held = 0
-        for c, rows in self._chunks_in(self._chunks_with(self.val_code)):
+        for c, rows, _ in self._chunks_in(self._chunks_with(self.val_code)):
             split = self._split[slice(*self._chunk_range(c))]
             keep = rows[split == self.val_code].astype(np.float32)
             pending.append(keep)
@@ -449,6 +593,56 @@ class DatasetBatches:
             f"{self.path}: {self.n_train:,} training and {self.n_val:,} validation rows, "
             f"{self.width} columns ({'+'.join(f'{k}-mers' for k in self.ks)}), {mode}"
         )
+
+
+class _WideRows:
+    """The counts above 16 bits of the rows of a streaming buffer of 16-bit counts, by buffer
+    row (few: long contigs' 1- and 2-mers), put into the batches that hold those rows."""
+
+    def __init__(self, size: int):
+        self.flag = np.zeros(size, dtype=bool)
+        self.at: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # buffer row -> (columns, counts)
+
+    def add(self, top: int, wide: tuple | None, mask: np.ndarray | None = None) -> None:
+        """A chunk's wide counts, its rows copied from buffer row ``top`` on (whole, or only
+        the rows of ``mask``, packed)."""
+        if wide is None:
+            return
+        rows, cols, counts = wide
+        if mask is not None:
+            keep = mask[rows]
+            rows, cols, counts = (np.cumsum(mask) - 1)[rows[keep]], cols[keep], counts[keep]
+        if len(rows) == 0:
+            return
+        order = np.argsort(rows, kind="stable")
+        rows, cols, counts = rows[order] + top, cols[order], counts[order]
+        edges = np.flatnonzero(np.diff(rows)) + 1
+        for r, c, v in zip(rows[np.r_[0, edges]], np.split(cols, edges), np.split(counts, edges)):
+            self.at[int(r)] = (c, v)
+        self.flag[rows] = True
+
+    def batch(self, buffer: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Buffer ``rows`` as a batch of int32 counts, the wide ones completed. (Every batch
+        is int32 whatever the stored width: with 1 % of the rows wide, nearly every batch
+        of a real dataset holds one, and batches of one dtype concatenate.)"""
+        batch = np.take(buffer, rows, axis=0)
+        batch = batch.astype(np.int32) if batch.dtype == np.uint16 else _torchable(batch)
+        hit = np.flatnonzero(self.flag[rows]) if self.at else ()
+        for p in hit:
+            cols, counts = self.at[int(rows[p])]
+            batch[p, cols] = counts
+        return batch
+
+    def moved(self, rest: np.ndarray, into: _WideRows) -> None:
+        """Buffer rows ``rest`` moved to rows 0, 1, ... (of the buffer of ``into``, maybe
+        this one); every other row of this buffer is free."""
+        at = {i: self.at[int(b)] for i, b in enumerate(rest) if self.flag[b]} if self.at else {}
+        for wide in (self, into):
+            if wide.at:
+                wide.flag[:] = False
+                wide.at = {}
+        into.flag[list(at)] = True
+        into.at = at
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:

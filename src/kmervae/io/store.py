@@ -530,14 +530,17 @@ class KmerStore:
         return block
 
     def read_chunk_into(self, c: int, out: np.ndarray) -> int:
-        """Decode chunk ``c`` of the matrix into ``out`` (``chunk_rows`` x width, the stored
-        dtype, C-contiguous); return its number of rows (the last chunk may be short).
+        """Decode chunk ``c`` of the matrix into ``out`` (``chunk_rows`` x width, C-contiguous,
+        of :attr:`matrix_dtype`); return its number of rows (the last chunk may be short).
+
+        16-bit counts are widened into a uint32 ``out``; a uint16 ``out`` gets them as stored
+        (the low 16 bits: :meth:`high_counts` completes the wide ones).
 
         Thread-safe; straight from the chunk file when the codecs allow (see
         :func:`_direct_chunk_decoder`), else through zarr. A damaged chunk is one error naming it.
         """
         lo, hi = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.n)
-        if self.counts_width == 16:  # decoded as stored, then widened into ``out``
+        if self.counts_width == 16 and out.dtype != self.matrix_array.dtype:  # widened into ``out``
             stored = getattr(self._scratch, "chunk", None)
             if stored is None or stored.shape != out.shape:
                 stored = self._scratch.chunk = np.empty(out.shape, dtype=self.matrix_array.dtype)
@@ -564,6 +567,17 @@ class KmerStore:
             high = np.asarray(self.array(HIGH_ARRAY)[:], dtype=np.int64).reshape(-1, 3)
             self._high_parts = (high[:, 0].copy(), high[:, 1].copy(), high[:, 2].astype(np.uint32))
         return self._high_parts
+
+    def high_counts(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The counts above 65535 of rows [lo, hi) of a 16-bit count matrix, as (rows from
+        ``lo``, columns, high parts: count - low 16 bits, uint32); None if there are none."""
+        if self.counts_width != 16:
+            return None
+        rows, cols, high = self._high()
+        a, b = np.searchsorted(rows, [lo, hi])
+        if a == b:
+            return None
+        return rows[a:b] - lo, cols[a:b], high[a:b] << 16
 
     def _add_high(self, out: np.ndarray, lo: int, hi: int) -> None:
         """Complete the wide counts of rows [lo, hi) held in ``out`` (``out[0]`` is row ``lo``)."""
