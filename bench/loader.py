@@ -1,15 +1,19 @@
 """Rows/s of the training data loader alone and training samples/s, streaming vs in memory.
 
-    PYTHONPATH=src .venv/bin/python bench/loader.py              # ~3 minutes on 2 cores
-    PYTHONPATH=src .venv/bin/python bench/loader.py --rows 8192 --codecs lz4-bit --threads 1
+    PYTHONPATH=src .venv/bin/python bench/loader.py              # ~4 minutes on 2 cores
+    PYTHONPATH=src .venv/bin/python bench/loader.py --rows 8192 --datasets lz4-bit/16 --threads 1
 
 Synthetic count rows of the default layout (1..6-mers, 2,772 columns; Poisson counts of
-log-normal contig lengths around 5 kb), written once per dataset codec; 90 % training rows,
-the validation rows after the training rows of every 47,000 (as ``kmervae merge`` writes them).
+log-normal contig lengths around 5 kb, 1 % of the rows 150-400 kb long, whose 1-mer counts
+need more than 16 bits), written once per dataset codec and counts width (16: counts
+stored in 16 bits plus the wide ones, as ``kmervae merge`` writes datasets; 32: uint32, as
+older datasets); 90 % training rows, the validation rows after the training rows of every
+47,000 (as ``kmervae merge`` writes them).
 
 * loader alone: one epoch of ``DatasetBatches.train_batches`` (read, decode, shuffle,
   collate; the transfer where the device is CUDA) with the model's CLR applied to every
-  batch, per dataset codec and decoding threads; in memory: the loaded split, same batches.
+  batch, per dataset codec/width and decoding threads; in memory: the loaded split, same
+  batches.
 * training: ``kmervae.train.train`` of the default model and of a tiny one (2772 → 16 → 4,
   loader-bound), 2 epochs, samples/s of the second epoch from ``history.tsv``.
 * peak RSS of a child process streaming one epoch.
@@ -47,6 +51,8 @@ CODECS = {
     "blosclz-bit": BloscCodec(cname="blosclz", clevel=5, shuffle="bitshuffle"),
     "lz4-byte": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
 }
+#: dataset codec / counts width; lz4-bit/16 is what ``kmervae merge`` writes
+DATASETS = ["zstd/32", "lz4-bit/32", "lz4-bit/16", "blosclz-bit/16", "lz4-byte/16"]
 TINY = ["model.hidden=[16]", "model.latent=4"]
 #: rows of one shuffle bucket of `kmervae merge` at its default 1 GiB budget (default layout)
 MERGE_BUCKET_ROWS = 47_000
@@ -56,6 +62,8 @@ def synthetic_counts(n: int, seed: int = 0):
     layout = Layout()
     rng = np.random.default_rng(seed)
     lengths = np.exp(rng.normal(np.log(5000), 0.8, n)).astype(np.int64) + 1000
+    long = rng.random(n) < 0.01  # long contigs: 1-mer counts above 65535
+    lengths[long] = rng.integers(150_000, 400_000, int(long.sum()))
     counts = np.empty((n, layout.width), np.uint32)
     for g in layout.groups:
         w = rng.gamma(2.0, 0.5, size=(n, g.width))
@@ -67,12 +75,22 @@ def synthetic_counts(n: int, seed: int = 0):
     return layout, lengths, counts, split
 
 
-def write_store(path: Path, codec, data, chunk_rows: int = 4096) -> float:
+def write_store(path: Path, dataset: str, data, chunk_rows: int = 4096) -> float:
+    """Write a dataset store (``codec/width``); the size of its counts relative to uint32."""
     layout, lengths, counts, split = data
     n = len(lengths)
-    with StoreWriter(path, layout, chunk_rows=chunk_rows, extra=("sample", "split"), compressors=codec) as w:
+    codec, width = dataset.split("/")
+    with StoreWriter(
+        path,
+        layout,
+        chunk_rows=chunk_rows,
+        extra=("sample", "split"),
+        compressors=CODECS[codec],
+        counts_width=int(width),
+    ) as w:
         w.append([f"r{i}" for i in range(n)], lengths, counts, sample=["s"] * n, split=split)
-    return sum(f.stat().st_size for f in (path / "counts").rglob("*") if f.is_file()) / counts.nbytes
+    files = [f for name in ("counts", "counts_high") for f in (path / name).rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / counts.nbytes
 
 
 def decode_rows_per_s(path: Path, repeat: int = 5) -> float:
@@ -80,7 +98,7 @@ def decode_rows_per_s(path: Path, repeat: int = 5) -> float:
     from kmervae.io.store import KmerStore
 
     store = KmerStore(path)
-    out = np.empty((store.chunk_rows, store.layout.width), dtype=store.matrix_array.dtype)
+    out = np.empty((store.chunk_rows, store.layout.width), dtype=store.matrix_array.dtype)  # as stored
     best = 0.0
     for _ in range(repeat):
         began = time.perf_counter()
@@ -88,6 +106,54 @@ def decode_rows_per_s(path: Path, repeat: int = 5) -> float:
             store.read_chunk_into(c, out)
         best = max(best, store.n / (time.perf_counter() - began))
     return best
+
+
+def phase_profile(data, model, batch: int = 1024, buffer_rows: int = 65536) -> None:
+    """Microseconds per row of each step of the streaming loader on the CPU, one thread,
+    best of 5, for stored 32- and 16-bit counts: decode a chunk; widen 16-bit counts to
+    uint32; copy a whole chunk into the shuffle buffer; gather a batch of random buffer
+    rows (np.take); widen a gathered 16-bit batch to int32; the model's CLR of a batch."""
+    import numcodecs
+
+    layout, _, counts, _ = data
+    chunk = np.ascontiguousarray(counts[:4096])
+    rng = np.random.default_rng(0)
+
+    def best(f, rows: int, repeat: int = 5) -> float:
+        f()
+        times = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - began)
+        return min(times) / rows * 1e6
+
+    print("\n| step (µs per row, 1 thread) | 32-bit counts | 16-bit counts |\n|---|---:|---:|")
+    steps = {}
+    for dtype in (np.uint32, np.uint16):
+        stored = chunk.astype(dtype)
+        codec = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.BITSHUFFLE, typesize=stored.itemsize)
+        packed, out = codec.encode(stored), np.empty_like(stored)
+        wide = np.empty(stored.shape, np.uint32)
+        buffer = np.resize(stored, (buffer_rows + 4096, stored.shape[1]))  # touched, as a warm buffer is
+        index = rng.choice(buffer_rows, batch, replace=False)
+        gathered = np.take(buffer, index, axis=0)
+        clr_in = torch.from_numpy(gathered.astype(np.int32))
+        steps.setdefault("decode a chunk (lz4, bit shuffle)", []).append(
+            best(lambda: codec.decode(packed, out=out.reshape(-1).view(np.uint8)), 4096))
+        steps.setdefault("widen the chunk to uint32", []).append(
+            best(lambda: np.copyto(wide, stored), 4096) if dtype == np.uint16 else 0.0)
+        steps.setdefault("copy the chunk into the buffer", []).append(
+            best(lambda: buffer.__setitem__(slice(4096, 8192), stored), 4096))
+        steps.setdefault("gather a batch (np.take)", []).append(
+            best(lambda: np.take(buffer, index, axis=0), batch))
+        steps.setdefault("widen the batch to int32", []).append(
+            best(lambda: gathered.astype(np.int32), batch) if dtype == np.uint16 else 0.0)
+        with torch.no_grad():
+            steps.setdefault("CLR of the batch (model.transform)", []).append(
+                best(lambda: model.transform(clr_in), batch))
+    for name, (a, b) in steps.items():
+        print(f"| {name} | {a:.2f} | {b:.2f} |")
 
 
 def loader_rows_per_s(path: Path, in_memory: bool, threads: int, model, clr: bool, repeat: int = 3) -> float:
@@ -128,35 +194,42 @@ def peak_rss_mb(path: Path, threads: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=49152)
-    parser.add_argument("--codecs", nargs="+", default=list(CODECS), choices=list(CODECS))
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, help="codec/width of the datasets")
     parser.add_argument("--threads", nargs="+", type=int, default=sorted({1, default_read_threads()}))
     parser.add_argument("--train-rows", type=int, default=16384, help="rows of the training runs' dataset")
     parser.add_argument("--no-train", action="store_true", help="loader numbers only")
+    parser.add_argument("--profile", action="store_true", help="also the loader's steps, µs per row")
     args = parser.parse_args()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"# {args.rows:,} rows x 2,772 uint32 counts, {os.cpu_count()} cores, load average {load}")
+    for dataset in args.datasets:
+        if dataset.split("/")[0] not in CODECS or dataset.split("/")[-1] not in ("16", "32"):
+            parser.error(f"--datasets: {dataset!r} is not CODEC/WIDTH ({', '.join(CODECS)} / 16 or 32)")
+    print(f"# {args.rows:,} rows x 2,772 counts, {os.cpu_count()} cores, load average {load}")
+    print("#", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     model = build_model(cfg.load(None, []))
     torch.set_num_threads(1)  # the CLR in one thread: the cores are the decoding threads'
     print("# loader alone: torch in 1 thread (the CLR), decoding threads as listed; best epoch of 3")
     data = synthetic_counts(args.rows)
+    if args.profile:
+        phase_profile(data, model)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(
-            "\n| dataset codec | ratio | decode, 1 thread | threads | streaming rows/s | in memory "
+            "\n| dataset codec/width | ratio | decode, 1 thread | threads | streaming rows/s | in memory "
             "| streaming + CLR | in memory + CLR |"
         )
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for name in args.codecs:
-            path = tmp / f"{name}.zarr"
-            ratio = 1 / write_store(path, CODECS[name], data)
+        for name in args.datasets:
+            path = tmp / f"{name.replace('/', '-')}.zarr"
+            ratio = 1 / write_store(path, name, data)
             decode = decode_rows_per_s(path)
             memory = [loader_rows_per_s(path, True, 1, model, clr) for clr in (False, True)]
             for threads in args.threads:
                 streaming = [loader_rows_per_s(path, False, threads, model, clr) for clr in (False, True)]
                 numbers = " | ".join(f"{v:,.0f}" for v in (streaming[0], memory[0], streaming[1], memory[1]))
                 print(f"| {name} | {ratio:.2f} | {decode:,.0f} | {threads} | {numbers} |", flush=True)
-        chosen = "lz4-bit" if "lz4-bit" in args.codecs else args.codecs[-1]  # the datasets' codec
-        path = tmp / f"{chosen}.zarr"
+        chosen = "lz4-bit/16" if "lz4-bit/16" in args.datasets else args.datasets[-1]  # merge's
+        path = tmp / f"{chosen.replace('/', '-')}.zarr"
         print(f"\npeak RSS streaming one epoch + validation ({chosen}): "
               f"{peak_rss_mb(path, max(args.threads)):,.0f} MB")
         torch.set_num_threads(os.cpu_count() or 1)
@@ -164,7 +237,7 @@ def main() -> int:
             path = tmp / "train.zarr"
             k = args.train_rows
             split = np.sort((np.random.default_rng(1).random(k) < 0.1).astype(np.int8))
-            write_store(path, CODECS[chosen], (data[0], data[1][:k], data[2][:k], split))
+            write_store(path, chosen, (data[0], data[1][:k], data[2][:k], split))
             print(f"\n| model ({args.train_rows:,} rows, {chosen}) | streaming samples/s | in memory samples/s | ratio |")
             print("|---|---:|---:|---:|")
             for label, overrides in (("default", []), ("tiny 2772-16-4", TINY)):
@@ -174,6 +247,7 @@ def main() -> int:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\n# load average at the end {load}; peak RSS of this process "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    print("#", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0
 
 
