@@ -81,6 +81,13 @@ def test_merged_counts_are_16_bit_with_the_wide_counts_kept_exactly(tmp_path):
     # a 16-bit dataset merges again (read as uint32 counts) into the same rows
     again = read_all(merge_stores([out], tmp_path / "e.zarr", seed=2, chunk_rows=48, samples=["d"]))
     assert sorted(map(tuple, again["rows"])) == sorted(map(tuple, got["rows"]))
+    # and a selection from it keeps the 16 bits and the wide counts
+    from kmervae.select import select_min_length
+
+    kept = got["length"] >= 3000
+    selected = KmerStore(select_min_length(out, tmp_path / "f.zarr", 3000))
+    assert selected.matrix_array.dtype == np.uint16 and selected.attrs["format_version"] == 2
+    np.testing.assert_array_equal(selected.rows(), got["rows"][kept])
 
 
 def test_no_sample_is_concentrated_in_validation(tmp_path):
