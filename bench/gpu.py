@@ -25,7 +25,7 @@ import torch
 
 from kmervae.vae import config as cfg
 from kmervae.kmers import Layout
-from kmervae.io.store import DATASET_COMPRESSOR, StoreWriter
+from kmervae.io.store import DATASET_COMPRESSOR, DATASET_COUNTS_WIDTH, StoreWriter
 from kmervae.train import train
 
 
@@ -46,7 +46,14 @@ def make(out: Path, rows: int, tiny: bool) -> None:
         blocks.append((lengths, counts))
     began = time.perf_counter()
     path = out / "data.zarr"
-    writer = StoreWriter(path, layout, chunk_rows=chunk, extra=("sample", "split"), compressors=DATASET_COMPRESSOR)
+    writer = StoreWriter(  # a dataset as `kmervae merge` writes it: lz4/bit shuffle, 16-bit counts
+        path,
+        layout,
+        chunk_rows=chunk,
+        extra=("sample", "split"),
+        compressors=DATASET_COMPRESSOR,
+        counts_width=DATASET_COUNTS_WIDTH,
+    )
     with writer as w:
         for a in range(0, rows, chunk):
             n = min(chunk, rows - a)
