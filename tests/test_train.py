@@ -478,6 +478,9 @@ def test_streamed_batches_are_the_plain_shuffle_buffer_batches_in_order(tmp_path
     counts, split = make_dataset(path, n=400, splits=(0.8, 0.15, 0.05), counts_width=width, wide_rows=40)
     split_in_store = np.asarray(KmerStore(path).array("split")[:])
     data = DatasetBatches(path, KS, 24, seed=5, in_memory_budget_bytes=0, shuffle_buffer_rows=50, read_threads=2)
+    abandoned = data.train_batches(1)  # an epoch left after 3 batches leaves nothing behind
+    assert [len(next(abandoned)) for _ in range(3)] == [24, 24, 24]
+    abandoned.close()
     for epoch in (0, 3):
         got = [b.numpy() for b in data.train_batches(epoch)]
         expected = _plain_buffer_batches(counts, split_in_store, 32, 24, 50, 5, epoch)
