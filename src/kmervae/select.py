@@ -22,7 +22,7 @@ from .io.store import OPTIONAL_ARRAYS, KmerStore, StoreWriter
 log = logging.getLogger(__name__)
 
 #: attributes StoreWriter writes itself; everything else is copied from the source store
-WRITER_ATTRS = ("format", "format_version", "matrix", "groups", "tool_version", "n")
+WRITER_ATTRS = ("format", "format_version", "counts_width", "matrix", "groups", "tool_version", "n")
 
 
 class AlignedAppender:
