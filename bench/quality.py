@@ -136,7 +136,7 @@ def train_models(configs: dict, dataset: str, work: Path, threads: int) -> dict:
     """NAME -> (model with final weights, wall seconds, CPU seconds); a model trained before is reused."""
     trained = {}
     for name, config in configs.items():
-        out = work / "models" / f"{name}-{cfg.config_hash(config)}"
+        out = work / "models" / cfg.config_hash(config)  # the same config under another name is reused
         timing = out / "bench_timing.json"
         if not timing.exists():
             import shutil
@@ -213,12 +213,12 @@ def score(methods: list, held: KmerStore, labels: np.ndarray, args) -> list[dict
 def format_rows(rows: list[dict]) -> str:
     heads = "".join(f"{h:>7}" for h in ("P@1", "P@10", "P@50"))
     lines = [f"{'method':<14}{'width':>6} {'metric':<10}{heads}"]
-    lines[0] += f"{'Spearman':>10}{'train s':>9}"
+    lines[0] += f"{'Spearman':>10}{'wall s':>8}{'CPU s':>7}"
     for r in rows:
-        t = "" if r["train_wall_s"] is None else f"{r['train_wall_s']:.0f}"
+        t = "" if r["train_wall_s"] is None else f"{r['train_wall_s']:>8.0f}{r['train_cpu_s']:>7.0f}"
         lines.append(
             f"{r['method']:<14}{r['width']:>6} {r['metric']:<10}{r['p@1']:>7.3f}{r['p@10']:>7.3f}"
-            f"{r['p@50']:>7.3f}{r['spearman']:>10.3f}{t:>9}"
+            f"{r['p@50']:>7.3f}{r['spearman']:>10.3f}{t}"
         )
     return "\n".join(lines)
 
@@ -264,9 +264,10 @@ def main() -> None:
     print(f"after:  {machine()}")
     print(
         f"train {n_train} fragments ({args.train_seeds} tilings of the first "
-        f"{args.train_fraction:.0%} of each record), held-out pool {len(held)} fragments, {len(set(labels))} genomes, lengths {args.lengths}; "
+        f"{args.train_fraction:.0%} of each record), held-out pool {len(held)} fragments, "
+        f"{len(set(labels))} genomes, lengths {args.lengths}; "
         f"{args.queries} retrieval queries, Spearman {args.spearman_queries} queries x 50; budget per model: "
-        f"{args.epochs or 'config'} epochs on {args.threads} CPU threads (train s: wall)"
+        f"{args.epochs or 'config'} epochs on {args.threads} CPU thread(s); train s: wall and CPU seconds of each model's training"
     )
     print(format_rows(rows))
     Path(args.work, "quality.json").write_text(json.dumps(rows, indent=1))
