@@ -206,6 +206,9 @@ class _Objective(nn.Module):
         noise: torch.Tensor | None = None,
         block: torch.Tensor | None = None,
     ) -> LossOutput:
+        """``block``: the batch's stored counts, given only to a model with a consistency term."""
+        if block is None:
+            return self.model.loss(x, beta, noise)
         return self.model.loss(x, beta, noise, block=block)
 
 
@@ -231,6 +234,7 @@ def train_epoch(
     precision = config["training"]["precision"]
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     guard = _FiniteGuard(device, world, epoch)
+    thins = config["loss"]["consistency"] > 0 and not data.train_transformed
     model.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
     bar_context = (
@@ -241,8 +245,9 @@ def train_epoch(
             noise = torch.randn((n, model.latent_dim), generator=noise_gen, device=device)
             part = part.to(device, non_blocking=True)
             x = _inputs(model, part, data.train_transformed, device)
+            counts = part if thins else None
             with _autocast(device, precision):
-                out = net(x, beta, noise[lo:hi], None if data.train_transformed else part)
+                out = net(x, beta, noise[lo:hi], counts)
             guard.step(b, out.loss)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; weight each rank by its share of the global batch
