@@ -214,3 +214,17 @@ def test_cyclical_beta_restarts_after_the_warm_up():
     got = [round(beta_at(config, e), 6) for e in range(10)]
     assert got == [0.0, 0.1, 0.0, 0.1, 0.2, 0.2, 0.0, 0.1, 0.2, 0.2]
     assert beta_at(cfg.resolve({"loss": {"beta": 0.2, "warmup_epochs": 2}}), 7) == 0.2
+
+
+def test_training_with_the_consistency_term_is_seeded_and_changes_the_weights(tmp_path):
+    from safetensors.torch import load_file
+    from test_train import make_dataset, tiny_config
+
+    make_dataset(tmp_path / "d.zarr")
+    runs = {}
+    for name, weight in (("a", 1.0), ("b", 1.0), ("off", 0.0)):
+        config = tiny_config("training.epochs=2", f"loss.consistency={weight}")
+        train(config, tmp_path / "d.zarr", tmp_path / name, device="cpu", threads=1)
+        runs[name] = load_file(str(tmp_path / name / "final.safetensors"))
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["off"][k]) for k in runs["a"])
