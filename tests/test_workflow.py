@@ -112,7 +112,7 @@ def test_plan_cross_checks_samples_and_models(tmp_path):
         for t in block["thresholds"]
         for m in block["models"]
     }
-    assert set(the_plan.runs) == expected and len(the_plan.runs) == len(set(the_plan.run_names)) == 8
+    assert set(the_plan.runs) == expected and len(the_plan.runs) == len(set(the_plan.run_names)) == 9
     assert len(the_plan.testsets) == len(config["datasets"]) * len(config["thresholds"])
     config["kmers"]["groups"] = "6..1"
     with pytest.raises(KmervaeError, match=r"key 'models\.3': model 'branched7_balanced' reads 7-mers but kmers"):

@@ -82,9 +82,17 @@ MODEL_DIR = files_directory(
 
 
 def beta_at(config: dict, epoch: int) -> float:
-    """β of 0-based ``epoch``: linear from 0 to ``loss.beta`` over ``loss.warmup_epochs``."""
-    warmup = config["loss"]["warmup_epochs"]
-    return float(config["loss"]["beta"]) * (min(1.0, epoch / warmup) if warmup else 1.0)
+    """β of 0-based ``epoch``: linear from 0 to ``loss.beta`` over ``loss.warmup_epochs``.
+
+    With ``loss.beta_cycle_epochs`` = C > 0, after the warm-up β restarts every C epochs:
+    it rises linearly from 0 over the first half of each cycle and holds ``loss.beta`` for
+    the rest (cyclical annealing).
+    """
+    loss = config["loss"]
+    warmup, cycle = loss["warmup_epochs"], loss["beta_cycle_epochs"]
+    if cycle and epoch >= warmup:
+        return float(loss["beta"]) * min(1.0, ((epoch - warmup) % cycle) / max(1, cycle // 2))
+    return float(loss["beta"]) * (min(1.0, epoch / warmup) if warmup else 1.0)
 
 
 def in_warmup(config: dict, epoch: int) -> bool:
@@ -191,8 +199,17 @@ class _Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, beta: float, noise: torch.Tensor | None = None) -> LossOutput:
-        return self.model.loss(x, beta, noise)
+    def forward(
+        self,
+        x: torch.Tensor,
+        beta: float,
+        noise: torch.Tensor | None = None,
+        block: torch.Tensor | None = None,
+    ) -> LossOutput:
+        """``block``: the batch's stored counts, given only to a model with a consistency term."""
+        if block is None:
+            return self.model.loss(x, beta, noise)
+        return self.model.loss(x, beta, noise, block=block)
 
 
 def _batch_sums(out: LossOutput, beta: float, rows: int) -> torch.Tensor:
@@ -217,6 +234,7 @@ def train_epoch(
     precision = config["training"]["precision"]
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     guard = _FiniteGuard(device, world, epoch)
+    thins = config["loss"]["consistency"] > 0 and not data.train_transformed
     model.train()
     n_batches = math.ceil(data.n_train / data.batch_size)
     bar_context = (
@@ -225,9 +243,11 @@ def train_epoch(
     with bar_context as bar:
         for b, (part, n, lo, hi) in enumerate(_rank_batches(data, epoch, world)):
             noise = torch.randn((n, model.latent_dim), generator=noise_gen, device=device)
+            part = part.to(device, non_blocking=True)
             x = _inputs(model, part, data.train_transformed, device)
+            counts = part if thins else None
             with _autocast(device, precision):
-                out = net(x, beta, noise[lo:hi])
+                out = net(x, beta, noise[lo:hi], counts)
             guard.step(b, out.loss)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; weight each rank by its share of the global batch

@@ -40,6 +40,7 @@ WEIGHTINGS = ("per_feature", "equal", "explicit")
 SCHEDULES = ("plateau", "cosine", "constant")
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "adamw")
+CONSISTENCY_KINDS = ("infonce", "cosine", "mse")
 
 #: head kind -> its parameters and their defaults
 HEADS = {"linear": {}, "gated": {}, "embedding": {"dim": 64}, "lowrank": {"rank": 128}}
@@ -224,6 +225,13 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("model.latent", 384, _int(1), "size of z (the embedding)"),
     Key("model.dropout", 0.0, _float(0.0, 0.99), "dropout after each hidden block of encoder and decoder"),
+    Key(
+        "model.input_dropout",
+        0.0,
+        _float(0.0, 0.99),
+        "training only: dropout of input columns before the encoder (denoising; the target stays clean)",
+        omit_default=True,
+    ),
     Key("model.leaky_slope", 0.2, _float(0.0, 1.0), "LeakyReLU negative slope"),
     Key("model.batchnorm", True, _bool, "Linear -> BatchNorm -> LeakyReLU blocks"),
     Key("model.logvar_clip", [-20.0, 2.0], _clip, "z_log_var is clipped to this range"),
@@ -286,6 +294,41 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("loss.beta", 0.05, _float(0.0), "final weight of the KL term"),
     Key("loss.warmup_epochs", 5, _int(0), "beta rises linearly from 0 over these epochs"),
+    Key(
+        "loss.beta_cycle_epochs",
+        0,
+        _int(0),
+        "cyclical β after the warm-up: β rises from 0 over the first half of each cycle of these epochs",
+        omit_default=True,
+    ),
+    Key(
+        "loss.consistency",
+        0.0,
+        _float(0.0),
+        "weight of the fragment-consistency term between two thinned views of each row (0 = off)",
+        omit_default=True,
+    ),
+    Key(
+        "loss.consistency_kind",
+        "infonce",
+        _choice(CONSISTENCY_KINDS),
+        "consistency of the views' z_mean: infonce (over the batch), cosine or mse",
+        omit_default=True,
+    ),
+    Key(
+        "loss.consistency_keep",
+        0.5,
+        _float(0.0, 1.0, lo_open=True),
+        "binomial thinning: each k-mer occurrence of a view is kept with this probability",
+        omit_default=True,
+    ),
+    Key(
+        "loss.consistency_temperature",
+        0.1,
+        _float(0.0, lo_open=True),
+        "temperature of the infonce consistency (cosine similarity / temperature)",
+        omit_default=True,
+    ),
     Key("training.optimizer", "adam", _choice(OPTIMIZERS), "adam or adamw (decoupled weight decay)"),
     Key("training.lr", 1.0e-4, _float(0.0, lo_open=True), "initial (peak, for cosine) learning rate"),
     Key("training.adam_eps", 1.0e-7, _float(0.0, lo_open=True), "Adam epsilon"),
@@ -553,5 +596,10 @@ def check_combination(config: dict, source: str = "config") -> None:
         )
     if loss["weighting"] != "explicit" and loss["weights"]:
         fail("loss.weights is only used with loss.weighting: explicit")
+    if loss["consistency"] > 0 and config["training"]["float16_inputs"]:
+        fail(
+            "loss.consistency thins the stored counts of each batch: it cannot train on "
+            "training.float16_inputs (transformed rows); set one of them off"
+        )
     if config["training"]["batch_size"] < 2 and model["batchnorm"]:
         fail("training.batch_size must be >= 2 with batch normalisation")

@@ -130,6 +130,30 @@ class InputSpec:
                 part.copy_(block[:, -1:].float().clamp_min(1.0).log())
         return x
 
+    def thin(self, block: torch.Tensor, keep: float) -> torch.Tensor:
+        """A random view of a read block of counts: each k-mer occurrence kept with probability ``keep``.
+
+        Binomial thinning of the counts (before any transform) is close to the counts of a
+        random sub-fragment of ``keep`` times the length; the length column, when read, is
+        scaled by ``keep``. Draws from torch's global generator (seeded per epoch in
+        training): on CPU it seeds numpy's binomial sampler, several times faster than torch's.
+        """
+        kmers = block[:, : self.read_layout.width].float()
+        if not torch.equal(kmers, kmers.round()):
+            raise KmervaeError(
+                "loss.consistency thins k-mer counts, but the training rows are not counts "
+                "(a store of frequencies?); train on a store of counts or set loss.consistency: 0"
+            )
+        if kmers.device.type == "cpu":
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+            drawn = np.random.default_rng(seed).binomial(kmers.numpy().astype(np.int64), keep)
+            view = torch.from_numpy(drawn.astype(np.float32))
+        else:
+            view = torch.binomial(kmers, torch.full_like(kmers, keep))
+        if self.reads_length:
+            view = torch.cat([view, block[:, -1:].float() * keep], dim=1)
+        return view
+
     def frequencies(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """Frequencies (or the GC fraction, n × 1) of output ``name`` recovered from the input ``x``."""
         part = x[:, self.slices[name]]

@@ -41,10 +41,11 @@ WHOLE_INPUT = "kmers"
 class LossOutput:
     """What a model's ``loss`` gives the trainer.
 
-    ``loss``: the batch-mean objective (reconstruction + β·KL); ``reconstruction`` and
-    ``kl``: per row (float32), so sums over many batches are exact; ``metrics``: per
-    diagnostic ``[numerator, denominator]`` (float64) to sum over batches, asked for in
-    evaluation only (finished by the model's ``finish_metrics``).
+    ``loss``: the batch-mean objective (reconstruction + β·KL, plus the weighted consistency
+    term of two thinned views when ``loss.consistency`` > 0 and the batch's counts were
+    given); ``reconstruction`` and ``kl``: per row (float32), so sums over many batches are
+    exact; ``metrics``: per diagnostic ``[numerator, denominator]`` (float64) to sum over
+    batches, asked for in evaluation only (finished by the model's ``finish_metrics``).
     """
 
     loss: torch.Tensor
@@ -57,6 +58,25 @@ def kl_rows(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(log_var)) ‖ N(0, I)) per row."""
     mean, log_var = mean.float(), log_var.float()
     return -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum(dim=1)
+
+
+def consistency_rows(a: torch.Tensor, b: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
+    """Per-row disagreement of two views' ``z_mean`` (rows i of ``a`` and ``b`` are one contig).
+
+    ``infonce``: symmetric cross-entropy of finding row i of the other view among the batch
+    by cosine similarity / ``temperature`` (pulls views together and other contigs apart);
+    ``cosine``: 1 - cosine similarity; ``mse``: squared distance summed over z.
+    """
+    a, b = a.float(), b.float()
+    if kind == "mse":
+        return (a - b).pow(2).sum(dim=1)
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    if kind == "cosine":
+        return 1.0 - (a * b).sum(dim=1)
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a), device=a.device)
+    forward = F.cross_entropy(logits, target, reduction="none")
+    return 0.5 * (forward + F.cross_entropy(logits.T, target, reduction="none"))
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:

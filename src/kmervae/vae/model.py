@@ -19,10 +19,12 @@ far off the data (sigmoid(0) = 0.5 for a 6-mer frequency of ~5e-4), costing many
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import glorot
@@ -30,7 +32,7 @@ from .bodies import make_body
 from .config import config_hash, head_spec, loss_spec, output_names, resolve
 from .heads import EmbeddingHead, output_bias
 from .inputs import InputSpec, require_groups
-from .losses import WHOLE_INPUT, LossOutput, Reconstruction, finish_metrics, kl_rows
+from .losses import WHOLE_INPUT, LossOutput, Reconstruction, consistency_rows, finish_metrics, kl_rows
 
 
 def reconstructs_input(config: dict) -> bool:
@@ -78,6 +80,7 @@ class VAE(nn.Module):
         self.reads_length = self.inputs.reads_length
         m = config["model"]
         self.latent_dim = int(m["latent"])
+        self.input_dropout = float(m["input_dropout"])
         self.logvar_clip = tuple(float(v) for v in m["logvar_clip"])
         if reconstructs_input(config):
             slices = {WHOLE_INPUT: slice(0, self.input_width)}
@@ -131,16 +134,48 @@ class VAE(nn.Module):
         return self.z_mean(h), self.z_log_var(h).clamp(*self.logvar_clip)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None):
-        """({output name: reconstruction}, z_mean, z_log_var); samples z only in training mode."""
-        mean, log_var = self.encode(x)
+        """({output name: reconstruction}, z_mean, z_log_var); samples z only in training mode.
+
+        In training, ``model.input_dropout`` > 0 drops input columns before the encoder (the
+        losses compare the output with the clean ``x``).
+        """
+        seen = F.dropout(x, self.input_dropout, training=True) if self.training and self.input_dropout else x
+        mean, log_var = self.encode(seen)
         return self.decoder(sample_z(mean, log_var, self.training, noise)), mean, log_var
 
     def loss(
-        self, x: torch.Tensor, beta: float, noise: torch.Tensor | None = None, metrics: bool = False
+        self,
+        x: torch.Tensor,
+        beta: float,
+        noise: torch.Tensor | None = None,
+        metrics: bool = False,
+        block: torch.Tensor | None = None,
     ) -> LossOutput:
-        """The objective of input ``x`` at KL weight ``beta`` (and the diagnostics when ``metrics``)."""
+        """The objective of input ``x`` at KL weight ``beta`` (and the diagnostics when ``metrics``).
+
+        ``block``: the read block ``x`` was transformed from (counts); in training, with
+        ``loss.consistency`` > 0, two thinned views of it add the consistency term.
+        """
         outputs, mean, log_var = self(x, noise)
-        return self.loss_of(x, outputs, mean, log_var, beta, metrics)
+        out = self.loss_of(x, outputs, mean, log_var, beta, metrics)
+        weight = float(self.config["loss"]["consistency"])
+        if weight > 0 and self.training and block is not None:
+            out.loss = out.loss + weight * self.consistency(block).mean()
+        return out
+
+    def consistency(self, block: torch.Tensor) -> torch.Tensor:
+        """Per-row consistency term of two thinned views of ``block`` (their ``z_mean``).
+
+        The views pass the encoder in training mode (dropout, batch statistics) but leave
+        the BatchNorm running statistics alone: those stay the statistics of whole rows,
+        which is what embedding sees.
+        """
+        loss = self.config["loss"]
+        keep = float(loss["consistency_keep"])
+        views = [self.transform(self.inputs.thin(block, keep)) for _ in range(2)]
+        with _frozen_running_stats(self):
+            a, b = (self.encode(v)[0] for v in views)
+        return consistency_rows(a, b, loss["consistency_kind"], float(loss["consistency_temperature"]))
 
     def loss_of(self, x, outputs: dict, mean, log_var, beta: float, metrics: bool = False) -> LossOutput:
         """The objective of given decoder ``outputs`` and latent ``mean``/``log_var`` for input ``x``."""
@@ -181,3 +216,19 @@ class VAE(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+
+@contextlib.contextmanager
+def _frozen_running_stats(model: nn.Module):
+    """BatchNorm layers normalise with batch statistics but do not update their running ones."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
