@@ -212,3 +212,31 @@ def test_read_chunk_into_names_a_damaged_chunk(tmp_path):
     store = KmerStore(path)
     with pytest.raises(KmervaeError, match=r"array 'counts', chunk c/1/0 \(rows 4-7\) cannot be read"):
         store.read_chunk_into(1, np.zeros((4, store.layout.width), np.uint32))
+
+
+def test_mapped_row_reader_gives_the_rows_zarr_reads(tmp_path):
+    import zarr
+    from zarr.codecs import Crc32cCodec
+
+    from kmervae.io.store import mapped_row_reader
+
+    rng = np.random.default_rng(8)
+    values = rng.normal(size=(45, 7)).astype(np.float32)
+    group = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    plain = group.create_array(
+        "plain", shape=values.shape, dtype=np.float32, chunks=(8, 7), compressors=[Crc32cCodec()]
+    )
+    packed = group.create_array("packed", shape=values.shape, dtype=np.float32, chunks=(8, 7))
+    plain[:] = values
+    packed[:] = values
+    assert mapped_row_reader(packed) is None  # compressed chunks are decoded whole, by zarr
+    take = mapped_row_reader(plain)
+    rows = np.r_[44, 0, rng.integers(0, 45, size=30), 44, 7, 8]  # unsorted, repeated, the short last chunk
+    np.testing.assert_array_equal(take(rows), values[rows])
+    assert take(np.array([], dtype=np.int64)).shape == (0, 7)
+    with pytest.raises(IndexError):
+        take(np.array([45]))
+    chunk = tmp_path / "g.zarr" / "plain" / "c" / "2" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:100])
+    with pytest.raises(KmervaeError, match=r"c/2/0: damaged chunk \(100 bytes, expected 228\)"):
+        mapped_row_reader(plain)(np.array([17]))

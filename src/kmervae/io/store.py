@@ -25,13 +25,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
 import numcodecs
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, VLenUTF8Codec, ZstdCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, VLenUTF8Codec, ZstdCodec
 from zarr.codecs.bytes import Endian
 
 from ..version import __version__
@@ -134,6 +135,62 @@ def _direct_chunk_decoder(array):
             target[...] = np.frombuffer(step.decode(data), dtype=np.uint8)
 
     return decode
+
+
+MAPPED_CHUNKS = 256  # chunk files a row reader keeps mapped
+
+
+def mapped_row_reader(array):
+    """A function ``take(rows) -> array`` reading rows of a 2-D ``array`` at sorted or unsorted
+    integer positions through memory maps of its chunk files, when the array is on a local
+    store with whole-row chunks and native-order bytes (no compression; a trailing CRC32C
+    allowed); else None.
+
+    Each row costs a few pages of its chunk file rather than the whole chunk, so a gather
+    of scattered rows from a large store (re-ranking candidates) reads what it needs. zarr
+    v3 writes every chunk at its full size, so a row's offset in its file is fixed. Rows read
+    this way are not checked against the chunk's CRC32C (that needs the whole chunk); reads
+    of row ranges through zarr are, and a chunk of the wrong size is one error.
+    """
+    array = getattr(array, "_array", array)
+    if not isinstance(array.store, zarr.storage.LocalStore) or array.ndim != 2:
+        return None
+    codecs = list(array.metadata.codecs)
+    endian_ok = codecs and isinstance(codecs[0], BytesCodec) and codecs[0].endian in (None, Endian(sys.byteorder))
+    checksum = len(codecs) == 2 and isinstance(codecs[1], Crc32cCodec)
+    if not (len(codecs) == 1 or checksum) or not endian_ok or tuple(array.chunks)[1] != array.shape[1]:
+        return None
+    root, chunk_rows, width = Path(array.store.root) / array.path, int(array.chunks[0]), int(array.shape[1])
+    dtype, maps = np.dtype(array.dtype), OrderedDict()
+
+    def chunk(c: int):
+        if c in maps:
+            maps.move_to_end(c)
+            return maps[c]
+        path = root / array.metadata.encode_chunk_key((c, 0))
+        size = chunk_rows * width * dtype.itemsize + (4 if checksum else 0)  # CRC32C after the rows
+        if path.exists() and path.stat().st_size != size:
+            raise KmervaeError(f"{path}: damaged chunk ({path.stat().st_size} bytes, expected {size})")
+        maps[c] = np.memmap(path, dtype=dtype, mode="r", shape=(chunk_rows, width)) if path.exists() else None
+        if len(maps) > MAPPED_CHUNKS:  # bounded open files, whatever the store's size
+            maps.popitem(last=False)
+        return maps[c]
+
+    def take(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= array.shape[0]):
+            raise IndexError(f"row positions outside 0..{array.shape[0] - 1}")
+        out = np.empty((len(rows), width), dtype=dtype)
+        order = np.argsort(rows, kind="stable")
+        which = rows[order] // chunk_rows
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for sel in np.split(order, cuts) if len(rows) else ():
+            c = int(rows[sel[0]] // chunk_rows)
+            block = chunk(c)
+            out[sel] = array.metadata.fill_value if block is None else block[rows[sel] - c * chunk_rows]
+        return out
+
+    return take
 
 
 def plain_str(values) -> np.ndarray:
