@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+# bench/hdbscan.py would shadow the hdbscan package the map imports: keep this folder off the path
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 
 def synthetic(n: int, dim: int, seed: int) -> np.ndarray:
