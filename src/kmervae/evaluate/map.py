@@ -3,9 +3,10 @@
 openTSNE (perplexity 30, cosine by default, seeded) on a seeded sample of the embeddings, its
 neighbours from FAISS (:mod:`kmervae.evaluate.map_tsne`), then HDBSCAN on the 2-D coordinates.
 With ``place_rest`` the other contigs are placed on the fitted map, so it covers them all.
-Every phase reports progress on stderr (:mod:`kmervae.progress`). The paper's analysis used min_cluster_size 1000 and
-min_samples 100 on 4.8 million contigs; left unset, both scale with the sample size from
-those values (at least 10 and 5), so the demo gets sensible clusters too.
+Every phase reports progress on stderr (:mod:`kmervae.progress`). The paper's analysis used
+min_cluster_size 1000 and min_samples 100 on 4.8 million contigs; left unset, both scale with
+the number of contigs on the map from those values (at least 10 and 5), so the demo gets
+sensible clusters too.
 
 Given sample groups, the map covers every contig of their samples and adds the groups'
 density difference, overlay and cluster composition (:mod:`kmervae.evaluate.map_groups`).
