@@ -134,6 +134,24 @@ def child(args) -> None:
     )
 
 
+def print_result(n: int, fitted: int, result: dict) -> None:
+    """The table rows of one size: each phase, the total, then the neighbours' recall and clusters."""
+    for row in result["phases"]:
+        print(
+            f"| {n:,} | {fitted:,} | {row['phase']} | {row['seconds']:.1f} | {row['cpu']:.1f} "
+            f"| {row['peak_mb'] / 1024:.2f} |"
+        )
+    total = sum(row["seconds"] for row in result["phases"])
+    cpu = sum(row["cpu"] for row in result["phases"])
+    peak = max(row["peak_mb"] for row in result["phases"])
+    print(f"| {n:,} | {fitted:,} | **total** | **{total:.1f}** | **{cpu:.1f}** | **{peak / 1024:.2f}** |")
+    print(
+        f"| {n:,} | {fitted:,} | neighbours recall@{result['k']} {result['recall']:.3f}, "
+        f"{result['clusters']} clusters | | | |",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", default="100000,300000", help="contigs, comma-separated sizes")
@@ -159,19 +177,7 @@ def main() -> None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
-        fitted = args.place or n
-        for row in result["phases"]:
-            print(
-                f"| {n:,} | {fitted:,} | {row['phase']} | {row['seconds']:.1f} | {row['peak_mb'] / 1024:.2f} |"
-            )
-        total = sum(row["seconds"] for row in result["phases"])
-        peak = max(row["peak_mb"] for row in result["phases"])
-        print(f"| {n:,} | {fitted:,} | **total** | **{total:.1f}** | **{peak / 1024:.2f}** |")
-        print(
-            f"| {n:,} | {fitted:,} | neighbours recall@{result['k']} {result['recall']:.3f}, "
-            f"{result['clusters']} clusters | | | |",
-            flush=True,
-        )
+        print_result(n, args.place or n, result)
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
