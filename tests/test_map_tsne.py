@@ -28,7 +28,7 @@ def clustered(n, dim, centres, seed, spread=0.3):
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_faiss_affinities_equal_opentsne_exact_ones(metric):
     z, _ = clustered(400, 16, 6, seed=1)
-    x = map_tsne.prepared(z, metric)
+    x = map_tsne.prepared(z.copy(), metric)  # prepared() may scale rows in place
     got = map_tsne.affinities(map_tsne.neighbours(x, 10.0, seed=0, threads=1), 10.0).P.toarray()
     # openTSNE's exact search; cosine as the Euclidean distance of unit rows, normalised in float64
     rows = z.astype(np.float64)
