@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+    # libraries' chatter at INFO (PDF font subsetting, openTSNE's phase notes) would bury kmervae's progress
+    for chatty in ("fontTools", "openTSNE"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
