@@ -211,14 +211,8 @@ def map_embeddings(
         label_of = read_labels(labels, label_column)
         label_values = np.array([label_of.get(i, "") for i in ids])
     columns = {"id": ids, "x": xy[:, 0], "y": xy[:, 1], "cluster": clusters, "gc": gc}
-    if samples is not None:  # IDs repeat across samples: the sample comes first, as in a groups map
-        columns = {"sample": samples, **columns}
-    if groups:
-        columns["length"] = emb.lengths()[rows]
-        columns["group"] = np.array(list(groups), dtype=object)[group_of]
-        columns = {name: columns[name] for name in GROUP_COLUMNS}
-    if label_values is not None:
-        columns["label"] = label_values
+    group_columns = (emb.lengths()[rows], np.array(list(groups), dtype=object)[group_of]) if groups else None
+    columns = _map_columns(columns, samples, group_columns, label_values)
     write_tsv(outdir / "map.tsv", list(columns), zip(*columns.values()))
     n_clusters = int(clusters.max() + 1) if len(clusters) else 0
     numbers = {
@@ -241,6 +235,19 @@ def map_embeddings(
         numbers.update(write_group_reports(xy, clusters, group_of, groups, outdir))
     write_json(outdir / "map.json", numbers)
     return numbers
+
+
+def _map_columns(columns: dict, samples, group_columns, label_values) -> dict:
+    """map.tsv's columns in order: the sample first when IDs may repeat across samples, a
+    groups map's (length, group) in ``GROUP_COLUMNS`` order, the label last."""
+    if samples is not None:  # IDs repeat across samples: the sample comes first, as in a groups map
+        columns = {"sample": samples, **columns}
+    if group_columns is not None:
+        columns["length"], columns["group"] = group_columns
+        columns = {name: columns[name] for name in GROUP_COLUMNS}
+    if label_values is not None:
+        columns["label"] = label_values
+    return columns
 
 
 def map_gc(store, ids: np.ndarray, embeddings, samples: np.ndarray | None = None) -> np.ndarray:
