@@ -200,17 +200,10 @@ class DatasetBatches:
             wide = self.store.high_counts(lo, lo + n) if stored else None
             return array, *self._select(c, array[:n], wide)
 
-        pending: collections.deque = collections.deque()
         with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
+            ahead = _read_ahead(pool, work, order, depth)
             try:
-                for c in order[:depth]:
-                    pending.append((c, pool.submit(work, c)))
-                following = iter(order[depth:])
-                while pending:
-                    c, future = pending.popleft()
-                    array, rows, wide = future.result()
-                    if (nxt := next(following, None)) is not None:
-                        pending.append((nxt, pool.submit(work, nxt)))
+                for c, (array, rows, wide) in ahead:
                     yield c, rows, wide
                     event = None
                     if self.device.type == "cuda":
@@ -218,8 +211,7 @@ class DatasetBatches:
                         event.record()
                     free.put((array, event))
             finally:
-                for _, future in pending:
-                    future.cancel()
+                ahead.close()
         self._spare[dtype.str] = arrays
 
     def _chunk_range(self, c: int) -> tuple[int, int]:
@@ -485,23 +477,15 @@ class DatasetBatches:
             rows, wide = self._select(c, array[:n], self.store.high_counts(lo, hi))
             return (None, None, wide) if direct else (array, rows, wide)
 
-        pending: collections.deque = collections.deque()
         with ThreadPoolExecutor(self.read_threads, thread_name_prefix="kmervae-read") as pool:
+            ahead = _read_ahead(pool, work, plan, depth)
             try:
-                following = iter(plan)
-                for entry in itertools.islice(following, depth):
-                    pending.append((entry, pool.submit(work, entry)))
-                while pending:
-                    entry, future = pending.popleft()
-                    array, rows, wide = future.result()
-                    if (nxt := next(following, None)) is not None:
-                        pending.append((nxt, pool.submit(work, nxt)))
+                for entry, (array, rows, wide) in ahead:
                     yield entry, rows, wide
                     if array is not None:
                         free.put(array)
             finally:
-                for _, future in pending:
-                    future.cancel()
+                ahead.close()  # cancels the reads not started, before the gates open
                 for gate in gates:
                     gate.set()
         self._spare["placed"] = arrays
@@ -643,6 +627,25 @@ class _WideRows:
                 wide.at = {}
         into.flag[list(at)] = True
         into.at = at
+
+
+def _read_ahead(pool: ThreadPoolExecutor, work, items, depth: int):
+    """``(item, work(item))`` in the order of ``items``, with ``depth`` calls in flight on
+    ``pool``; closing the generator cancels the calls not yet started."""
+    following = iter(items)
+    pending: collections.deque = collections.deque(
+        (item, pool.submit(work, item)) for item in itertools.islice(following, depth)
+    )
+    try:
+        while pending:
+            item, future = pending.popleft()
+            result = future.result()
+            if (nxt := next(following, None)) is not None:
+                pending.append((nxt, pool.submit(work, nxt)))
+            yield item, result
+    finally:
+        for _, future in pending:
+            future.cancel()
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:
