@@ -122,6 +122,7 @@ def test_new_keys_at_their_defaults_leave_saved_configs_and_hashes_alone():
                 "consistency_keep": 0.5,
                 "consistency_temperature": 0.1,
                 "beta_cycle_epochs": 0,
+                "warmup_steps": 0,
             },
         }
     )
@@ -214,6 +215,35 @@ def test_cyclical_beta_restarts_after_the_warm_up():
     got = [round(beta_at(config, e), 6) for e in range(10)]
     assert got == [0.0, 0.1, 0.0, 0.1, 0.2, 0.2, 0.0, 0.1, 0.2, 0.2]
     assert beta_at(cfg.resolve({"loss": {"beta": 0.2, "warmup_epochs": 2}}), 7) == 0.2
+
+
+def test_beta_warm_up_in_steps_rises_per_step_whatever_the_epoch_size():
+    config = cfg.resolve({"loss": {"beta": 0.2, "warmup_epochs": 0, "warmup_steps": 10}})
+    for steps in (3, 7, 25):
+        got = [beta_at(config, e, b, steps) for e in range(4) for b in range(steps)]
+        assert got == pytest.approx([0.2 * min(1.0, s / 10) for s in range(4 * steps)])
+
+
+def test_beta_warm_up_in_steps_and_in_epochs_together_is_refused():
+    with pytest.raises(KmervaeError, match="loss.warmup_steps 10 and loss.warmup_epochs 5 are both set"):
+        cfg.resolve({"loss": {"warmup_steps": 10}})
+
+
+def test_training_records_the_step_warm_up_epochs_and_their_beta(tmp_path):
+    from test_train import make_dataset, tiny_config
+
+    _, split = make_dataset(tmp_path / "d.zarr")
+    steps = -(-int((split == 0).sum()) // 32)  # batch 32 of tiny_config
+    warm = steps + 3  # ends inside the second epoch
+    config = tiny_config("loss.warmup_epochs=0", f"loss.warmup_steps={warm}", "training.epochs=4")
+    out = train(config, tmp_path / "d.zarr", tmp_path / "m", device="cpu", threads=1)
+    lines = (out / "history.tsv").read_text().splitlines()
+    rows = [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    beta = config["loss"]["beta"]
+    expected = [beta * min(1.0, (e * steps + steps - 1) / warm) for e in range(4)]
+    assert [float(r["beta"]) for r in rows] == pytest.approx(expected)
+    assert [r["warmup"] for r in rows] == ["1", "1", "0", "0"]
+    assert all(r["best"] == "0" for r in rows[:2])
 
 
 def test_training_with_the_consistency_term_is_seeded_and_changes_the_weights(tmp_path):

@@ -11,7 +11,9 @@ epochs 0..W-1 are warm-up and epoch W is the first with the final β. The platea
 scheduler is not stepped during warm-up and starts fresh at epoch W, and the best
 checkpoint is chosen from epoch W on only: ``best.safetensors`` is the best *post*-warm-up
 epoch (a warm-up epoch is never "best", its loss has a smaller β), and when every epoch
-is in warm-up it is the final weights, as the log says.
+is in warm-up it is the final weights, as the log says. With ``loss.warmup_steps`` = S
+(and ``loss.warmup_epochs`` 0) β rises per optimizer step instead, over steps 0..S-1
+whatever the epoch's size, and the warm-up epochs are those holding those steps.
 
 The run's log warns about settings that make a run say less than it seems to: a batch
 larger than the training split, every epoch inside the β warm-up, a validation split
@@ -81,22 +83,36 @@ MODEL_DIR = files_directory(
 # -- schedules --------------------------------------------------------------------------
 
 
-def beta_at(config: dict, epoch: int) -> float:
-    """β of 0-based ``epoch``: linear from 0 to ``loss.beta`` over ``loss.warmup_epochs``.
+def warmup_epochs(config: dict, steps_per_epoch: int) -> int:
+    """Epochs that train with a β below the final one at some step: ``loss.warmup_epochs``,
+    or with ``loss.warmup_steps`` = S > 0 the epochs holding steps 0..S-1."""
+    steps = config["loss"]["warmup_steps"]
+    return -(-steps // max(1, steps_per_epoch)) if steps else config["loss"]["warmup_epochs"]
+
+
+def beta_at(config: dict, epoch: int, batch: int = 0, steps_per_epoch: int = 1) -> float:
+    """β of 0-based ``epoch`` (and ``batch`` of its ``steps_per_epoch``): linear from 0 to
+    ``loss.beta`` over ``loss.warmup_epochs`` epochs, or over ``loss.warmup_steps``
+    optimizer steps when that is set (step ``epoch * steps_per_epoch + batch``).
 
     With ``loss.beta_cycle_epochs`` = C > 0, after the warm-up β restarts every C epochs:
     it rises linearly from 0 over the first half of each cycle and holds ``loss.beta`` for
     the rest (cyclical annealing).
     """
     loss = config["loss"]
-    warmup, cycle = loss["warmup_epochs"], loss["beta_cycle_epochs"]
+    warmup, cycle = warmup_epochs(config, steps_per_epoch), loss["beta_cycle_epochs"]
     if cycle and epoch >= warmup:
         return float(loss["beta"]) * min(1.0, ((epoch - warmup) % cycle) / max(1, cycle // 2))
+    if loss["warmup_steps"]:
+        return float(loss["beta"]) * min(1.0, (epoch * steps_per_epoch + batch) / loss["warmup_steps"])
     return float(loss["beta"]) * (min(1.0, epoch / warmup) if warmup else 1.0)
 
 
-def in_warmup(config: dict, epoch: int) -> bool:
-    return epoch < config["loss"]["warmup_epochs"]
+def _warmup_setting(config: dict) -> str:
+    loss = config["loss"]
+    if loss["warmup_steps"]:
+        return f"loss.warmup_steps {loss['warmup_steps']}"
+    return f"loss.warmup_epochs {loss['warmup_epochs']}"
 
 
 def cosine_lr(config: dict, epoch: int) -> float:
@@ -226,7 +242,6 @@ def train_epoch(
 
     ``net`` is ``model``'s objective (:class:`_Objective`, DDP-wrapped when distributed).
     """
-    beta = beta_at(config, epoch)
     seed = config["training"]["seed"]
     torch.manual_seed(_seed(seed, epoch, 1 + world.rank))  # dropout masks
     # the noise is drawn where the model runs (reproducible per device kind; on CPU as ever)
@@ -236,12 +251,13 @@ def train_epoch(
     guard = _FiniteGuard(device, world, epoch)
     thins = config["loss"]["consistency"] > 0 and not data.train_transformed
     model.train()
-    n_batches = math.ceil(data.n_train / data.batch_size)
+    n_batches = steps_per_epoch(data)
     bar_context = (
         progress(f"epoch {epoch + 1}", total=n_batches, unit="batch") if world.rank == 0 else _NoProgress()
     )
     with bar_context as bar:
         for b, (part, n, lo, hi) in enumerate(_rank_batches(data, epoch, world)):
+            beta = beta_at(config, epoch, b, n_batches)
             noise = torch.randn((n, model.latent_dim), generator=noise_gen, device=device)
             part = part.to(device, non_blocking=True)
             x = _inputs(model, part, data.train_transformed, device)
@@ -260,6 +276,11 @@ def train_epoch(
     if world.rank == 0:
         log.info("epoch %d: the training loop waited %.2f s for the data loader", epoch + 1, data.wait_seconds)
     return world.sum(sums).cpu().numpy()
+
+
+def steps_per_epoch(data: DatasetBatches) -> int:
+    """Optimizer steps (global batches) of one epoch."""
+    return math.ceil(data.n_train / data.batch_size)
 
 
 def _rank_batches(data: DatasetBatches, epoch: int, world: _Dist):
@@ -482,7 +503,7 @@ def plot_curves(out_dir: Path, history: list[dict], config: dict) -> None:
         ("learning rate", [("lr", "lr")], True),
         ("β", [("beta", "β")], False),
     ]
-    warm = config["loss"]["warmup_epochs"]
+    warm = sum(bool(r["warmup"]) for r in history)  # the warm-up epochs come first
     for ax, (title, series, logy) in zip(axes, panels):
         for key, label in series:
             values = [r[key] for r in history]
@@ -597,6 +618,11 @@ class _Run:
     best: dict = field(default_factory=lambda: {"score": math.inf, "epoch": 0})
 
     @property
+    def warmup(self) -> int:
+        """The β warm-up's epochs (:func:`warmup_epochs`)."""
+        return warmup_epochs(self.config, steps_per_epoch(self.data))
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
 
@@ -684,7 +710,7 @@ class _Run:
 
     def warn_small(self) -> None:
         """Warnings about a batch, a warm-up or a validation split that make the run less than it seems."""
-        t, warmup = self.config["training"], self.config["loss"]["warmup_epochs"]
+        t, warmup = self.config["training"], self.warmup
         if t["batch_size"] > self.data.n_train:
             log.warning(
                 "training.batch_size %d is larger than the %d rows of the training split: "
@@ -694,10 +720,10 @@ class _Run:
             )
         if t["epochs"] <= warmup:
             log.warning(
-                "all %d epochs are in the β warm-up (loss.warmup_epochs %d): β never reaches %g, "
+                "all %d epochs are in the β warm-up (%s): β never reaches %g, "
                 "and best.safetensors will be the final weights",
                 t["epochs"],
-                warmup,
+                _warmup_setting(self.config),
                 self.config["loss"]["beta"],
             )
         if self.data.n_val < MIN_VALIDATION_ROWS:
@@ -727,7 +753,7 @@ class _Run:
 
     def learning_rate(self, epoch: int) -> float:
         """Set and return the LR of ``epoch``; at the end of β warm-up, reset the plateau and best."""
-        t, warmup_end = self.config["training"], self.config["loss"]["warmup_epochs"]
+        t, warmup_end = self.config["training"], self.warmup
         if epoch == warmup_end and warmup_end > 0:
             # warm-up is over: losses with the final β are not comparable with earlier ones
             if self.scheduler is not None:
@@ -764,12 +790,13 @@ class _Run:
                 f"training stopped, {kept} (try a lower training.lr or check the data)"
             ) from None
         train_seconds = time.perf_counter() - began
-        beta = beta_at(self.config, epoch)
+        steps = steps_per_epoch(self.data)
+        beta = beta_at(self.config, epoch, steps - 1, steps)  # the β of the epoch's last step
         val = self.validate(beta, epoch)
-        if self.scheduler is not None and not in_warmup(self.config, epoch):
+        if self.scheduler is not None and epoch >= self.warmup:
             self.scheduler.step(val["val_loss"])
         # a warm-up epoch is never the best: its loss has a smaller β than the final one
-        improved = not in_warmup(self.config, epoch) and val["val_loss"] < self.best["score"]
+        improved = epoch >= self.warmup and val["val_loss"] < self.best["score"]
         if improved:
             self.best = {"score": float(val["val_loss"]), "epoch": epoch + 1}
         n = sums[3]
@@ -781,7 +808,7 @@ class _Run:
             **{k: float(v) for k, v in val.items()},
             "lr": float(lr),
             "beta": beta,
-            "warmup": in_warmup(self.config, epoch),
+            "warmup": epoch < self.warmup,
             "epoch_seconds": round(time.perf_counter() - began, 3),
             "samples_per_s": round(float(n) / train_seconds, 1),
             "best": bool(improved),
@@ -841,7 +868,7 @@ class _Run:
         when no epoch after the β warm-up ran)."""
         finished = end == self.config["training"]["epochs"]
         # no epoch after the β warm-up: best = final (a warm-up epoch is never the best)
-        best_is_final = finished and self.best["epoch"] <= self.config["loss"]["warmup_epochs"]
+        best_is_final = finished and self.best["epoch"] <= self.warmup
         if best_is_final:
             self.best = {"score": float(self.history[-1]["val_loss"]), "epoch": end}
             self.history[-1]["best"] = True

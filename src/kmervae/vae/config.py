@@ -295,6 +295,13 @@ KEYS: tuple[Key, ...] = (
     Key("loss.beta", 0.05, _float(0.0), "final weight of the KL term"),
     Key("loss.warmup_epochs", 5, _int(0), "beta rises linearly from 0 over these epochs"),
     Key(
+        "loss.warmup_steps",
+        0,
+        _int(0),
+        "beta rises linearly from 0 over these optimizer steps instead (needs loss.warmup_epochs 0)",
+        omit_default=True,
+    ),
+    Key(
         "loss.beta_cycle_epochs",
         0,
         _int(0),
@@ -570,6 +577,11 @@ def check_combination(config: dict, source: str = "config") -> None:
             if name not in allowed:
                 fail(f"{key} names {name!r}, which is not {what} of this model ({', '.join(allowed)})")
 
+    if loss["warmup_steps"] and loss["warmup_epochs"]:
+        fail(
+            f"loss.warmup_steps {loss['warmup_steps']} and loss.warmup_epochs {loss['warmup_epochs']} "
+            "are both set: set loss.warmup_epochs: 0 to count the warm-up in steps"
+        )
     known("input.group_transforms", config["input"]["group_transforms"], groups, "an input k group")
     known("model.heads", model["heads"], groups, "a k group output")
     known("loss.groups", loss["groups"], outputs, "an output")
