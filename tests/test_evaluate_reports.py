@@ -131,8 +131,11 @@ def test_pca_baseline_matches_sklearn_and_brute_force(tmp_path):
         nb = np.argsort(d, axis=1, kind="stable")[:, :5]
         lat = np.take_along_axis(d, nb, 1).ravel()
         mse = ((clr[:, None, :] - clr[nb]) ** 2).mean(axis=2).ravel()
+        # kmervae ranks float32 distances: near-tied pairs order differently between CPUs, and
+        # one swap of adjacent ranks moves rho by 12 / (n (n^2 - 1)) (1.3e-7 for 450 pairs);
+        # 1e-4 allows hundreds of such swaps and is 1/500 of rho's spread under no signal
         assert rows[("pca_clr", w)]["spearman"] == pytest.approx(
-            stats.spearmanr(lat, mse).statistic, abs=1e-6
+            stats.spearmanr(lat, mse).statistic, abs=1e-4
         )
         assert rows[("pca_clr", w)]["mse_top"]["1"] == pytest.approx(
             mse.reshape(90, 5)[:, 0].mean(), rel=1e-5
